@@ -1,0 +1,115 @@
+"""How an :class:`~sftlens.data.record.Example` becomes text, and how generated text becomes steps.
+
+One format for every task, kept deliberately plain so that tiny models can learn it::
+
+    {instruction}            (omitted when empty)
+    Q: {question}
+    {step 1}
+    ...
+    {step N}
+    A: {answer}
+
+The prompt ends after the question's newline; the completion is the steps and the answer line.
+``forced_answer_prefix`` truncates the chain after any number of steps and appends ``A:``, which is
+how information gain and early answering ask a model for its answer.
+"""
+
+from __future__ import annotations
+
+import re
+
+from .record import Example
+
+ANSWER_MARK = "A:"
+QUESTION_MARK = "Q:"
+
+
+def prompt_text(ex: Example, instruction: str | None = None) -> str:
+    """The text a model is conditioned on: optional instruction line, then ``Q: question``.
+
+    ``instruction`` overrides ``ex.instruction`` (``""`` drops it).
+
+    >>> prompt_text(Example(id="1", task="t", question="2 + 2 ?", answer="4", instruction="add ."))
+    'add .\\nQ: 2 + 2 ?\\n'
+    """
+    ins = ex.instruction if instruction is None else instruction
+    head = f"{ins}\n" if ins.strip() else ""
+    return f"{head}{QUESTION_MARK} {ex.question}\n"
+
+
+def steps_text(steps: list[str]) -> str:
+    """Steps joined one per line, each ending in a newline (``""`` for no steps)."""
+    return "".join(s + "\n" for s in steps)
+
+
+def completion_text(ex: Example) -> str:
+    """What SFT trains on: the steps, then ``A: answer``.
+
+    >>> completion_text(Example(id="1", task="t", question="q", steps=["2 + 2 = 4"], answer="4"))
+    '2 + 2 = 4\\nA: 4'
+    """
+    return f"{steps_text(ex.steps)}{ANSWER_MARK} {ex.answer}"
+
+
+def forced_answer_prefix(ex: Example, steps: list[str], instruction: str | None = None) -> str:
+    """Prompt plus the given (possibly truncated or edited) steps plus ``A:``: the model's next
+    tokens are its answer."""
+    return f"{prompt_text(ex, instruction)}{steps_text(steps)}{ANSWER_MARK}"
+
+
+_ANSWER_RE = re.compile(r"(?:^|\n)\s*A:\s*(.*?)\s*$", re.S)
+_NUM_RE = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
+
+
+def parse_completion(text: str) -> tuple[list[str], str | None]:
+    """Split a generated completion into its steps and its answer (``None`` if no ``A:`` line).
+
+    Only the first line after ``A:`` counts as the answer; steps are the non-empty lines before it.
+
+    >>> parse_completion("a cup costs 4\\n2 * 4 = 8\\nA: 8\\nQ: more")
+    (['a cup costs 4', '2 * 4 = 8'], '8')
+    >>> parse_completion("a cup costs 4")
+    (['a cup costs 4'], None)
+    """
+    lines = text.split("\n")
+    steps: list[str] = []
+    for line in lines:
+        s = line.strip()
+        if s.startswith(ANSWER_MARK):
+            return steps, s[len(ANSWER_MARK):].strip()
+        if s.startswith(QUESTION_MARK):
+            break
+        if s:
+            steps.append(s)
+    return steps, None
+
+
+def normalize_answer(ans: str | None) -> str | None:
+    """Canonical form for comparing answers: the first number (commas, ``$`` and trailing ``.0``
+    removed) if there is one, else the lower-cased stripped text.
+
+    >>> normalize_answer("$1,200.00")
+    '1200'
+    >>> normalize_answer(" Paris ")
+    'paris'
+    """
+    if ans is None:
+        return None
+    m = _NUM_RE.search(ans)
+    if m:
+        num = m.group(0).replace(",", "")
+        if "." in num:
+            num = num.rstrip("0").rstrip(".")
+        return num
+    s = ans.strip().lower()
+    return s or None
+
+
+def last_number(text: str) -> str | None:
+    """The last number in ``text`` (the "flexible" answer extraction), or ``None``.
+
+    >>> last_number("so 3 + 4 = 7 apples")
+    '7'
+    """
+    nums = _NUM_RE.findall(text)
+    return normalize_answer(nums[-1]) if nums else None

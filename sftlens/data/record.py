@@ -1,0 +1,204 @@
+"""The one record that passes between tasks, data operators, training and metrics.
+
+An :class:`Example` is a reasoning problem with a worked solution: an instruction, a question,
+a list of steps and a final answer. Everything else (which task made it, which operator touched it,
+difficulty, variant name) lives in ``meta``.
+
+JSONL I/O is strict: a malformed line raises :class:`RecordError` whose message names the file,
+the line and the field (``data.jsonl:7: field 'steps': expected a list of strings, got int``),
+and writes are atomic (temporary file, then rename), so a crash never leaves half a file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+
+class RecordError(ValueError):
+    """A record or a JSONL line that does not fit the schema; the message says where and why."""
+
+
+@dataclass
+class Example:
+    """One reasoning example.
+
+    Attributes:
+        id: unique within its file.
+        task: the task that generated it (e.g. ``"shop.price"``, ``"gsm8k"``).
+        instruction: the task instruction shown before the question; may be empty.
+        question: the problem statement.
+        steps: the solution's reasoning steps, one string each; may be empty (answer only).
+        answer: the final answer as a string (numbers in canonical form, e.g. ``"29"``).
+        meta: free-form metadata (variant, difficulty, operators applied, ...).
+    """
+
+    id: str
+    task: str
+    question: str
+    answer: str
+    steps: list[str] = field(default_factory=list)
+    instruction: str = ""
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict in a stable field order."""
+        d = asdict(self)
+        return {k: d[k] for k in ("id", "task", "instruction", "question", "steps", "answer", "meta")}
+
+    @classmethod
+    def from_dict(cls, d: Any) -> "Example":
+        """Validate and build; raises :class:`RecordError` naming the offending field."""
+        if not isinstance(d, dict):
+            raise RecordError(f"expected a JSON object, got {type(d).__name__}")
+        for name in ("id", "question", "answer"):
+            if name not in d:
+                raise RecordError(f"field '{name}': missing (required fields: id, question, answer)")
+        out: dict[str, Any] = {}
+        for name in ("id", "task", "instruction", "question", "answer"):
+            v = d.get(name, "" if name in ("task", "instruction") else None)
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and name in ("id", "answer"):
+                v = str(v)
+            if not isinstance(v, str):
+                raise RecordError(f"field '{name}': expected a string, got {type(v).__name__}")
+            out[name] = v
+        if not out["question"].strip():
+            raise RecordError("field 'question': empty")
+        steps = d.get("steps", [])
+        if not isinstance(steps, list) or not all(isinstance(s, str) for s in steps):
+            got = type(steps).__name__ if not isinstance(steps, list) else "a list with non-strings"
+            raise RecordError(f"field 'steps': expected a list of strings, got {got}")
+        meta = d.get("meta", {})
+        if not isinstance(meta, dict):
+            raise RecordError(f"field 'meta': expected an object, got {type(meta).__name__}")
+        unknown = set(d) - {"id", "task", "instruction", "question", "steps", "answer", "meta"}
+        if unknown:
+            raise RecordError(f"field '{sorted(unknown)[0]}': unknown (valid: id, task, instruction, "
+                              "question, steps, answer, meta)")
+        return cls(steps=list(steps), meta=dict(meta), **out)
+
+
+def read_jsonl(path: str | os.PathLike, *, require_steps: bool = False) -> list[Example]:
+    """Read examples from a JSONL file, one object per line (blank lines are skipped).
+
+    Raises :class:`RecordError` as ``FILE:LINE: field 'x': what is wrong`` on the first bad line;
+    with ``require_steps`` an empty step list is an error too. Duplicate ids are an error.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise RecordError(f"{path}: no such file")
+    out: list[Example] = []
+    seen: dict[str, int] = {}
+    with path.open(encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise RecordError(f"{path}:{lineno}: not valid JSON ({e.msg} at column {e.colno})") from None
+            try:
+                ex = Example.from_dict(obj)
+                if require_steps and not ex.steps:
+                    raise RecordError("field 'steps': empty (at least one step is required here)")
+            except RecordError as e:
+                raise RecordError(f"{path}:{lineno}: {e}") from None
+            if ex.id in seen:
+                raise RecordError(f"{path}:{lineno}: field 'id': duplicate '{ex.id}' (first on line {seen[ex.id]})")
+            seen[ex.id] = lineno
+            out.append(ex)
+    return out
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    """Write ``text`` to ``path`` atomically: a temporary file in the same folder, then rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def write_jsonl(path: str | os.PathLike, rows: Iterable[Example | dict[str, Any]]) -> int:
+    """Write examples (or plain dicts) as JSONL atomically; returns the number of lines."""
+    lines = [json.dumps(r.to_dict() if isinstance(r, Example) else r, ensure_ascii=False) for r in rows]
+    atomic_write_text(path, "".join(line + "\n" for line in lines))
+    return len(lines)
+
+
+def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
+    """Write ``obj`` as indented JSON atomically."""
+    atomic_write_text(path, json.dumps(obj, indent=2, ensure_ascii=False, allow_nan=True) + "\n")
+
+
+def iter_dicts(path: str | os.PathLike) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Yield ``(line_number, object)`` for each non-blank line; bad JSON raises :class:`RecordError`."""
+    path = Path(path)
+    with path.open(encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                yield lineno, json.loads(line)
+            except json.JSONDecodeError as e:
+                raise RecordError(f"{path}:{lineno}: not valid JSON ({e.msg} at column {e.colno})") from None
+
+
+@dataclass
+class Sample:
+    """One model's generation for one example: the contract between inference and metrics.
+
+    Attributes:
+        id: the example's id.
+        model: a label of the model that generated it.
+        task: the example's task.
+        prompt: the exact text the model was conditioned on.
+        completion: the generated text.
+        steps: the completion's steps (parsed).
+        answer: the answer the model gave in the expected format (``A:`` / ``####``), normalised,
+            or ``None`` when it gave none (the *strict* answer).
+        flexible_answer: the last number in the completion (the *flexible* answer).
+        reference: the reference answer, normalised.
+        meta: anything else (variant, generation parameters, cache key, ...).
+    """
+
+    id: str
+    model: str
+    task: str
+    prompt: str
+    completion: str
+    steps: list[str]
+    answer: str | None
+    flexible_answer: str | None
+    reference: str
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def correct(self) -> bool:
+        """Strict correctness: the formatted answer equals the reference."""
+        return self.answer is not None and self.answer == self.reference
+
+    @property
+    def flexible_correct(self) -> bool:
+        """Flexible correctness: the last number equals the reference."""
+        return self.flexible_answer is not None and self.flexible_answer == self.reference
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Sample":
+        return cls(**{k: d[k] for k in ("id", "model", "task", "prompt", "completion", "steps", "answer",
+                                        "flexible_answer", "reference")}, meta=d.get("meta", {}))

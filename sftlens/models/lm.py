@@ -1,0 +1,195 @@
+"""The model contract every metric uses: a causal LM, its tokenizer, and two operations.
+
+:class:`LM` wraps any Hugging Face causal LM (a local path, a Hub id when online, or a LoRA adapter
+on a base). Metrics only need :meth:`LM.generate` (batched greedy or sampled continuation of prompts,
+with the KV cache) and :meth:`LM.encode`; scoring functions use ``lm.model`` directly for one batched
+forward pass. Device and dtype are chosen automatically (CUDA, then MPS, then CPU).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+
+class ModelLoadError(RuntimeError):
+    """A model or tokenizer that cannot be loaded; the message is one sentence for the user."""
+
+
+def pick_device(device: str | None = None) -> torch.device:
+    """``device`` if given, else CUDA, then MPS, then CPU."""
+    if device:
+        return torch.device(device)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def pick_dtype(device: torch.device, dtype: str | None = None) -> torch.dtype:
+    """``dtype`` by name if given, else bfloat16 on CUDA with bf16 support, float32 elsewhere."""
+    if dtype:
+        return getattr(torch, dtype)
+    if device.type == "cuda" and torch.cuda.is_bf16_supported():
+        return torch.bfloat16
+    return torch.float32
+
+
+def _fingerprint(model) -> str:
+    """A short hash of the config and (a strided sample of) every weight tensor."""
+    h = hashlib.sha256(json.dumps(model.config.to_dict(), sort_keys=True, default=str).encode())
+    with torch.no_grad():
+        for name, p in model.state_dict().items():
+            flat = p.detach().reshape(-1)
+            step = max(1, flat.numel() // 4096)
+            h.update(name.encode())
+            h.update(flat[::step].float().cpu().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+_ANSWER_LINE = re.compile(r"(^|\n)\s*(A:|####)[^\n]*\S[^\n]*\n")
+
+
+@dataclass
+class LM:
+    """A loaded causal LM with its tokenizer.
+
+    Attributes:
+        model: the ``PreTrainedModel`` (possibly a ``PeftModel``).
+        tokenizer: its tokenizer; padding is on the left for generation.
+        name: a label for reports (path, Hub id, or ``base+adapter``).
+        identity: a hash of the config and weights, so caches never mix two models.
+        chat: whether prompts are wrapped in the tokenizer's chat template.
+    """
+
+    model: Any
+    tokenizer: Any
+    name: str
+    identity: str = ""
+    chat: bool = False
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    def format_prompt(self, text: str) -> str:
+        """Apply the chat template (user turn, generation prompt) when the model has one."""
+        if not self.chat:
+            return text
+        return self.tokenizer.apply_chat_template([{"role": "user", "content": text}], tokenize=False,
+                                                  add_generation_prompt=True)
+
+    def encode(self, text: str, add_special_tokens: bool = True) -> list[int]:
+        """Token ids of ``text`` (with BOS when the tokenizer adds one and ``add_special_tokens``)."""
+        return self.tokenizer(text, add_special_tokens=add_special_tokens)["input_ids"]
+
+    @torch.no_grad()
+    def generate(self, prompts: list[str], max_new_tokens: int = 64, batch_size: int = 64,
+                 temperature: float = 0.0, seed: int = 0, stop_after_answer: bool = True,
+                 progress=None) -> list[str]:
+        """Continue each prompt; greedy when ``temperature == 0``, else sampling seeded by ``seed``.
+
+        Rows stop at EOS, or (``stop_after_answer``) once an answer line (``A: ...`` or ``#### ...``)
+        is complete. Returns only the new text, in prompt order. Prompts are sorted by length into
+        batches so padding stays small. ``progress`` is called with the number of prompts done.
+        """
+        from transformers import StoppingCriteria, StoppingCriteriaList
+
+        tok = self.tokenizer
+        tok.padding_side = "left"
+        if tok.pad_token_id is None:
+            tok.pad_token = tok.eos_token
+        self.model.eval()
+        texts = [self.format_prompt(p) for p in prompts]
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        out: list[str] = [""] * len(texts)
+
+        class _AnswerDone(StoppingCriteria):
+            def __init__(self, start: int):
+                self.start = start
+
+            def __call__(self, input_ids, scores, **kw):
+                new = tok.batch_decode(input_ids[:, self.start:], skip_special_tokens=True)
+                return torch.tensor([bool(_ANSWER_LINE.search(t)) for t in new], device=input_ids.device)
+
+        gen = torch.Generator(device="cpu").manual_seed(seed)
+        for b in range(0, len(order), batch_size):
+            idx = order[b:b + batch_size]
+            enc = tok([texts[i] for i in idx], return_tensors="pt", padding=True,
+                      add_special_tokens=not self.chat).to(self.device)
+            start = enc["input_ids"].shape[1]
+            kw: dict[str, Any] = dict(max_new_tokens=max_new_tokens, pad_token_id=tok.pad_token_id,
+                                      eos_token_id=tok.eos_token_id, use_cache=True)
+            if temperature > 0:
+                torch.manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=gen)))
+                kw.update(do_sample=True, temperature=temperature, top_k=0, top_p=1.0)
+            else:
+                kw.update(do_sample=False)
+            if stop_after_answer:
+                kw["stopping_criteria"] = StoppingCriteriaList([_AnswerDone(start)])
+            seqs = self.model.generate(**enc, **kw)
+            for j, i in enumerate(idx):
+                out[i] = tok.decode(seqs[j, start:], skip_special_tokens=True)
+            if progress:
+                progress(len(idx))
+        return out
+
+
+def load_lm(path: str, adapter: str | None = None, device: str | None = None, dtype: str | None = None,
+            revision: str | None = None) -> LM:
+    """Load a causal LM and its tokenizer from a local folder or a Hub id (when online).
+
+    ``adapter`` is a PEFT (LoRA) adapter folder applied on top. Errors are :class:`ModelLoadError`
+    with one sentence: a path that does not exist, a folder that is not a model, a tokenizer whose
+    vocabulary does not fit the model.
+    """
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    p = Path(path)
+    looks_local = path.startswith((".", "/", "~")) or p.exists() or len(path.split("/")) > 2
+    if looks_local and not p.exists():
+        raise ModelLoadError(f"model path '{path}' does not exist")
+    if p.exists() and not (p / "config.json").exists() and not (p / "adapter_config.json").exists():
+        raise ModelLoadError(f"'{path}' is a folder but not a saved model (no config.json inside)")
+    dev = pick_device(device)
+    dt = pick_dtype(dev, dtype)
+    try:
+        tok = AutoTokenizer.from_pretrained(path, revision=revision)
+        model = AutoModelForCausalLM.from_pretrained(path, revision=revision, dtype=dt)
+    except OSError as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ModelLoadError(f"cannot load model '{path}': {first}") from None
+    except ValueError as e:
+        raise ModelLoadError(f"cannot load model '{path}': {str(e).splitlines()[0]}") from None
+    if len(tok) > model.get_input_embeddings().weight.shape[0]:
+        raise ModelLoadError(f"tokenizer of '{path}' has {len(tok)} tokens but the model's embedding has "
+                             f"{model.get_input_embeddings().weight.shape[0]} rows: they do not belong together")
+    name = path
+    if adapter:
+        from peft import PeftModel
+
+        if not Path(adapter).exists():
+            raise ModelLoadError(f"adapter path '{adapter}' does not exist")
+        model = PeftModel.from_pretrained(model, adapter)
+        name = f"{path}+{adapter}"
+    model.to(dev).eval()
+    if tok.pad_token_id is None:
+        tok.pad_token = tok.eos_token
+    tok.padding_side = "left"
+    return LM(model=model, tokenizer=tok, name=name, identity=_fingerprint(model),
+              chat=bool(getattr(tok, "chat_template", None)), meta={"revision": revision, "adapter": adapter})
+
+
+def lm_from_model(model, tokenizer, name: str) -> LM:
+    """Wrap an in-memory model (e.g. right after training) as an :class:`LM`."""
+    model.eval()
+    return LM(model=model, tokenizer=tokenizer, name=name, identity=_fingerprint(model),
+              chat=bool(getattr(tokenizer, "chat_template", None)))

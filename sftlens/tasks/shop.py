@@ -1,0 +1,314 @@
+"""The shop: a synthetic world whose every reasoning step can be checked.
+
+A seeded fact table gives each item a price and a weight. Word problems ask for the total price of
+a purchase (``shop.price``) or the total weight of a load (``shop.weight``). Solutions mix
+*knowledge steps* that recall a fact and *arithmetic steps*::
+
+    compute the total price .
+    Q: tom buys 3 lamp and 2 cup . how much does tom pay ?
+    a lamp costs 7
+    3 * 7 = 21
+    a cup costs 4
+    2 * 4 = 8
+    21 + 8 = 29
+    A: 29
+
+:meth:`ShopWorld.verify` labels and checks every step; :meth:`ShopWorld.variants` builds the
+out-of-distribution test sets of claim C8 (longer chains, one element removed, unseen item
+combinations, unseen quantity ranges); :meth:`ShopWorld.fact_probes` asks one question per fact.
+Nothing here imports a model.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+import re
+from dataclasses import asdict, dataclass, field
+
+from ..data.record import Example
+from .base import StepCheck
+
+ITEM_NAMES = [
+    "lamp", "cup", "book", "pen", "hat", "shoe", "bag", "sock", "fork", "bowl", "kite", "drum",
+    "rope", "soap", "comb", "fan", "jar", "key", "map", "mug", "nail", "pot", "ring", "saw",
+    "tent", "vase", "bell", "coat", "desk", "doll", "egg", "flag", "glove", "horn", "lock", "mask",
+]
+PEOPLE = ["tom", "ann", "bob", "eve", "sam", "kim", "lea", "max"]
+
+TASKS = {
+    "shop.price": {
+        "attr": "price",
+        "instruction": "compute the total price .",
+        "verb": "buys",
+        "ask": "how much does {p} pay ?",
+        "fact": "a {item} costs {v}",
+        "probe": "how much does a {item} cost ?",
+    },
+    "shop.weight": {
+        "attr": "weight",
+        "instruction": "compute the total weight .",
+        "verb": "carries",
+        "ask": "how heavy is the load of {p} ?",
+        "fact": "a {item} weighs {v}",
+        "probe": "how heavy is a {item} ?",
+    },
+}
+# Alternative wordings with identical meaning (paraphrases; the verifier accepts both).
+PARAPHRASE = {"costs": "is priced at", "weighs": "has a weight of"}
+
+_FACT_RE = re.compile(r"^an? (\w+) (costs|weighs|is priced at|has a weight of) (\d+)$")
+_ARITH_RE = re.compile(r"^(-?\d+) ([*+-]) (-?\d+) = (-?\d+)$")
+_ATTR_OF_VERB = {"costs": "price", "is priced at": "price", "weighs": "weight", "has a weight of": "weight"}
+
+
+@dataclass
+class ShopConfig:
+    """Knobs of the world. Quantities and items-per-problem control difficulty."""
+
+    seed: int = 0
+    n_items: int = 24
+    value_range: tuple[int, int] = (1, 9)
+    qty_range: tuple[int, int] = (1, 5)          # quantities seen in training
+    unseen_qty_range: tuple[int, int] = (6, 9)   # the "unseen number range" variant
+    items_per_problem: tuple[int, int] = (2, 3)  # the SFT target distribution
+    pretrain_items: tuple[int, int] = (1, 2)     # simpler worked problems the base sees
+    long_items: int = 4                          # the "longer chains" variant
+    heldout_pair_frac: float = 0.12              # item pairs never seen together in training
+
+
+@dataclass
+class Problem:
+    task: str
+    person: str
+    items: list[tuple[str, int]]  # (item, quantity)
+
+
+class ShopWorld:
+    """A seeded fact table plus problem generators and a step verifier."""
+
+    def __init__(self, config: ShopConfig | None = None):
+        self.config = config or ShopConfig()
+        rng = random.Random(self.config.seed)
+        if self.config.n_items > len(ITEM_NAMES):
+            raise ValueError(f"n_items={self.config.n_items}: at most {len(ITEM_NAMES)} items exist")
+        names = rng.sample(ITEM_NAMES, self.config.n_items)
+        lo, hi = self.config.value_range
+        self.facts: dict[str, dict[str, int]] = {
+            n: {"price": rng.randint(lo, hi), "weight": rng.randint(lo, hi)} for n in names
+        }
+        self.items = names
+        pairs = list(itertools.combinations(sorted(names), 2))
+        rng.shuffle(pairs)
+        k = int(round(len(pairs) * self.config.heldout_pair_frac))
+        self.heldout_pairs: set[tuple[str, str]] = set(pairs[:k])
+
+    # ---- rendering -------------------------------------------------------------------------
+    def fact_sentence(self, item: str, attr: str, value: int | None = None, paraphrase: bool = False) -> str:
+        """``a lamp costs 7`` (or its paraphrase)."""
+        task = "shop.price" if attr == "price" else "shop.weight"
+        v = self.facts[item][attr] if value is None else value
+        s = TASKS[task]["fact"].format(item=item, v=v)
+        if paraphrase:
+            for a, b in PARAPHRASE.items():
+                s = s.replace(f" {a} ", f" {b} ")
+        return s
+
+    def solve(self, p: Problem, paraphrase: bool = False) -> tuple[list[str], int]:
+        """The canonical worked solution of a problem: steps and numeric answer."""
+        attr = TASKS[p.task]["attr"]
+        steps: list[str] = []
+        products: list[int] = []
+        for item, q in p.items:
+            v = self.facts[item][attr]
+            steps.append(self.fact_sentence(item, attr, paraphrase=paraphrase))
+            steps.append(f"{q} * {v} = {q * v}")
+            products.append(q * v)
+        total = products[0]
+        for x in products[1:]:
+            steps.append(f"{total} + {x} = {total + x}")
+            total += x
+        return steps, total
+
+    def to_example(self, p: Problem, id: str, **meta) -> Example:
+        """Render a problem as an :class:`Example` with its canonical solution."""
+        spec = TASKS[p.task]
+        parts = [f"{q} {item}" for item, q in p.items]
+        listing = parts[0] if len(parts) == 1 else " , ".join(parts[:-1]) + " and " + parts[-1]
+        question = f"{p.person} {spec['verb']} {listing} . " + spec["ask"].format(p=p.person)
+        steps, ans = self.solve(p)
+        return Example(id=id, task=p.task, instruction=spec["instruction"], question=question,
+                       steps=steps, answer=str(ans),
+                       meta={"items": [[i, q] for i, q in p.items], "person": p.person, **meta})
+
+    # ---- sampling --------------------------------------------------------------------------
+    def _has_heldout_pair(self, items: list[str]) -> bool:
+        return any(tuple(sorted(c)) in self.heldout_pairs for c in itertools.combinations(items, 2))
+
+    def sample_problem(self, rng: random.Random, n_items: int, qty_range: tuple[int, int],
+                       heldout: bool | None = False, task: str | None = None) -> Problem:
+        """One problem with ``n_items`` distinct items. ``heldout=False`` avoids the held-out item
+        pairs, ``True`` requires one, ``None`` ignores them."""
+        for _ in range(10_000):
+            items = rng.sample(self.items, n_items)
+            if heldout is None or n_items < 2 or self._has_heldout_pair(items) == heldout:
+                break
+        else:  # pragma: no cover - only with absurd configs
+            raise RuntimeError("could not sample a problem with the requested held-out pairs")
+        qs = [rng.randint(*qty_range) for _ in items]
+        return Problem(task=task or rng.choice(list(TASKS)), person=rng.choice(PEOPLE),
+                       items=list(zip(items, qs)))
+
+    def problems(self, n: int, seed: int, items_range: tuple[int, int] | None = None,
+                 qty_range: tuple[int, int] | None = None, heldout: bool | None = False,
+                 prefix: str = "p", exclude: set[str] | None = None, **meta) -> list[Example]:
+        """``n`` distinct problems (by question) as examples; ``exclude`` holds questions to avoid."""
+        rng = random.Random(seed)
+        lo, hi = items_range or self.config.items_per_problem
+        qr = qty_range or self.config.qty_range
+        seen = set(exclude or ())
+        out: list[Example] = []
+        tries = 0
+        while len(out) < n:
+            tries += 1
+            if tries > 200 * n + 1000:
+                raise RuntimeError(f"only {len(out)} distinct problems of {n} could be drawn; widen the ranges")
+            p = self.sample_problem(rng, rng.randint(lo, hi), qr, heldout=heldout)
+            ex = self.to_example(p, id=f"{prefix}{len(out):05d}", **meta)
+            if ex.question in seen:
+                continue
+            seen.add(ex.question)
+            out.append(ex)
+        return out
+
+    def fact_probes(self) -> list[Example]:
+        """One question per fact (knowledge retention), answered without steps."""
+        out = []
+        for item in self.items:
+            for task, spec in TASKS.items():
+                out.append(Example(id=f"fact-{item}-{spec['attr']}", task="shop.fact",
+                                   instruction="recall the fact .",
+                                   question=spec["probe"].format(item=item), steps=[],
+                                   answer=str(self.facts[item][spec["attr"]]),
+                                   meta={"item": item, "attr": spec["attr"]}))
+        return out
+
+    def fact_corpus(self) -> list[str]:
+        """Every fact as a sentence (pretraining text)."""
+        return [self.fact_sentence(i, a) + " ." for i in self.items for a in ("price", "weight")]
+
+    def variants(self, test: list[Example], n: int, seed: int, exclude: set[str] | None = None) -> dict[str, list[Example]]:
+        """The C8 variant test sets, each of (up to) ``n`` problems.
+
+        - ``long``: ``long_items`` items, more than any training problem;
+        - ``n_minus_1``: an in-distribution test problem with one item removed;
+        - ``unseen_combo``: contains an item pair never seen together in training;
+        - ``unseen_range``: quantities from ``unseen_qty_range``.
+        """
+        c = self.config
+        rng = random.Random(seed)
+        out: dict[str, list[Example]] = {}
+        out["long"] = self.problems(n, seed + 1, (c.long_items, c.long_items), heldout=False,
+                                    prefix="long", exclude=exclude, variant="long")
+        nm1: list[Example] = []
+        for ex in test:
+            items = [(i, q) for i, q in ex.meta["items"]]
+            if len(items) < 2:
+                continue
+            drop = rng.randrange(len(items))
+            p = Problem(task=ex.task, person=ex.meta["person"], items=items[:drop] + items[drop + 1:])
+            nm1.append(self.to_example(p, id=f"nm1{len(nm1):05d}", variant="n_minus_1", source=ex.id,
+                                       removed=items[drop][0]))
+            if len(nm1) >= n:
+                break
+        out["n_minus_1"] = nm1
+        out["unseen_combo"] = self.problems(n, seed + 2, (max(2, c.items_per_problem[0]), c.items_per_problem[1]),
+                                            heldout=True, prefix="combo", exclude=exclude, variant="unseen_combo")
+        out["unseen_range"] = self.problems(n, seed + 3, qty_range=c.unseen_qty_range, heldout=False,
+                                            prefix="range", exclude=exclude, variant="unseen_range")
+        return out
+
+    # ---- verification ----------------------------------------------------------------------
+    def check_step(self, step: str) -> tuple[str, bool, str, int | None]:
+        """Kind, validity, reason and the step's value (``None`` for ``other``)."""
+        s = step.strip()
+        m = _FACT_RE.match(s)
+        if m:
+            item, verb, v = m.group(1), m.group(2), int(m.group(3))
+            attr = _ATTR_OF_VERB[verb]
+            if item not in self.facts:
+                return "knowledge", False, f"unknown item '{item}'", v
+            true = self.facts[item][attr]
+            return "knowledge", v == true, "" if v == true else f"{item} {attr} is {true}, not {v}", v
+        m = _ARITH_RE.match(s)
+        if m:
+            a, op, b, r = int(m.group(1)), m.group(2), int(m.group(3)), int(m.group(4))
+            true = a * b if op == "*" else a + b if op == "+" else a - b
+            return "arithmetic", r == true, "" if r == true else f"{a} {op} {b} is {true}, not {r}", r
+        return "other", False, "neither a known fact form nor 'a op b = c'", None
+
+    def verify(self, steps: list[str], answer: str | None = None) -> list[StepCheck]:
+        """Label and check every step of a chain.
+
+        A step *feeds* when its value is an operand of a later arithmetic step or equals the final
+        answer. Robust to any text: unparseable steps are ``other``.
+        """
+        parsed = [self.check_step(s) for s in steps]
+        operands: list[list[int]] = []
+        for s in steps:
+            m = _ARITH_RE.match(s.strip())
+            operands.append([int(m.group(1)), int(m.group(3))] if m else [])
+        out = []
+        for i, (kind, valid, reason, value) in enumerate(parsed):
+            feeds = False
+            if value is not None:
+                later = [x for ops in operands[i + 1:] for x in ops]
+                feeds = value in later or (answer is not None and str(value) == str(answer).strip()
+                                           and i == len(steps) - 1)
+            out.append(StepCheck(kind=kind, valid=valid, feeds=feeds, reason=reason))
+        return out
+
+    def to_dict(self) -> dict:
+        """Serializable description: config, facts and held-out pairs."""
+        return {"config": asdict(self.config), "facts": self.facts,
+                "heldout_pairs": sorted(list(p) for p in self.heldout_pairs)}
+
+
+def corrupt_step(world: ShopWorld, step: str, rng: random.Random) -> str:
+    """A wrong version of a step: a false fact, or arithmetic with a wrong result.
+
+    Used by the faithfulness battery's *adding mistakes* test. Steps of kind ``other`` are returned
+    unchanged.
+    """
+    kind, _, _, value = world.check_step(step)
+    if kind == "other" or value is None:
+        return step
+    delta = rng.choice([d for d in (-3, -2, -1, 1, 2, 3) if value + d >= 0])
+    if kind == "knowledge":
+        return re.sub(r"(\d+)$", str(value + delta), step.strip())
+    return re.sub(r"= (-?\d+)$", f"= {value + delta}", step.strip())
+
+
+@dataclass
+class ShopSplits:
+    """Everything the lab needs from the world, generated deterministically from a seed."""
+
+    pretrain_problems: list[Example] = field(default_factory=list)
+    train: list[Example] = field(default_factory=list)
+    test: list[Example] = field(default_factory=list)
+    variants: dict[str, list[Example]] = field(default_factory=dict)
+    facts: list[Example] = field(default_factory=list)
+
+
+def make_splits(world: ShopWorld, n_pretrain: int, n_train: int, n_test: int, n_variant: int, seed: int) -> ShopSplits:
+    """Disjoint (by question) pretraining problems, SFT train, test and variant sets."""
+    c = world.config
+    test = world.problems(n_test, seed + 11, prefix="test", split="test")
+    seen = {e.question for e in test}
+    variants = world.variants(test, n_variant, seed + 13, exclude=seen)
+    for v in variants.values():
+        seen |= {e.question for e in v}
+    train = world.problems(n_train, seed + 17, prefix="train", exclude=seen, split="train")
+    seen |= {e.question for e in train}
+    pre = world.problems(n_pretrain, seed + 19, c.pretrain_items, prefix="pre", exclude=seen, split="pretrain")
+    return ShopSplits(pretrain_problems=pre, train=train, test=test, variants=variants, facts=world.fact_probes())
