@@ -40,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``sftlens`` console script."""
-    from .models.lm import ModelLoadError
+    from .models.errors import ModelLoadError
 
     args = build_parser().parse_args(argv)
     try:

@@ -1,16 +1,35 @@
 """Corruption operators: pure, seeded functions from a list of examples to a new list.
 
-Each operator leaves its inputs untouched, returns new :class:`Example` objects in the same order,
-and records itself in ``meta["ops"]`` of every example it changed, so a training set says how it was
-made. The same seed always gives the same output.
+Each operator leaves its inputs untouched, returns new :class:`Example` objects in the same order
+(same ids), and records itself in ``meta["ops"]`` of every example it changed, so a training set says
+how it was made. The same seed always gives the same output.
+
+Operators by what they touch (the names are the keys of :data:`OPS`, used by recipes and the CLI):
+
+- instructions: ``keep``, ``instructions_empty``, ``instructions_wrong`` (another task's
+  instruction), ``instructions_random`` (random words, same number of words);
+- traces: ``keep``, ``swap_traces`` (another example's trace), ``shuffle_steps``, ``corrupt_steps``
+  (a share of steps made wrong, task-aware with a corrupter), ``filler_traces``, ``drop_traces``;
+- answers: ``label_noise`` (a wrong answer from the task's answer space, at rate ``p``).
+
+Every operator has the signature ``op(examples, seed=0, **params) -> list[Example]``.
 """
 
 from __future__ import annotations
 
 import copy
+import inspect
 import random
+import re
+from typing import Callable
 
 from .record import Example
+
+Corrupter = Callable[[str, random.Random], str]
+
+
+class OpError(ValueError):
+    """An operator that cannot run on the given data or parameters; the message says why."""
 
 
 def _mark(ex: Example, op: str, **info) -> Example:
@@ -19,6 +38,105 @@ def _mark(ex: Example, op: str, **info) -> Example:
     return out
 
 
+# ---------------------------------------------------------------------------------------------
+# identity
+# ---------------------------------------------------------------------------------------------
+def keep(examples: list[Example], seed: int = 0) -> list[Example]:
+    """The identity: deep copies, unchanged and unmarked (``--traces keep`` / ``--instructions keep``).
+
+    >>> e = Example(id="1", task="t", question="q", steps=["s"], answer="4")
+    >>> keep([e])[0] == e
+    True
+    """
+    return [copy.deepcopy(e) for e in examples]
+
+
+# ---------------------------------------------------------------------------------------------
+# instructions
+# ---------------------------------------------------------------------------------------------
+def instructions_empty(examples: list[Example], seed: int = 0) -> list[Example]:
+    """Remove every instruction (the prompt becomes ``Q: question`` only).
+
+    >>> e = Example(id="1", task="t", question="q", answer="4", instruction="add .")
+    >>> instructions_empty([e])[0].instruction
+    ''
+    """
+    out = []
+    for e in examples:
+        new = _mark(e, "instructions_empty", original=e.instruction)
+        new.instruction = ""
+        out.append(new)
+    return out
+
+
+def instructions_wrong(examples: list[Example], seed: int = 0,
+                       instructions: dict[str, str] | None = None) -> list[Example]:
+    """Give every example the instruction of another task (drawn uniformly, seeded).
+
+    ``instructions`` maps task -> instruction; by default it is read from the examples themselves
+    (the first non-empty instruction of each task). Needs at least two tasks with distinct
+    instructions, else :class:`OpError`.
+
+    >>> exs = [Example(id=str(i), task=t, question="q", answer="1", instruction=f"do {t} .")
+    ...        for i, t in enumerate(["a", "b", "a"])]
+    >>> [e.instruction for e in instructions_wrong(exs)]
+    ['do b .', 'do a .', 'do b .']
+    """
+    pool = dict(instructions or {})
+    if instructions is None:
+        for e in examples:
+            if e.instruction.strip():
+                pool.setdefault(e.task, e.instruction)
+    rng = random.Random(seed)
+    out = []
+    for e in examples:
+        own = pool.get(e.task, e.instruction)
+        others = sorted({ins for t, ins in pool.items() if t != e.task and ins != own})
+        if not others:
+            raise OpError(f"instructions_wrong: example '{e.id}' (task '{e.task}') has no other task's "
+                          f"instruction to take (tasks with instructions: {sorted(pool) or 'none'}); "
+                          "it needs at least two tasks with distinct instructions")
+        new = _mark(e, "instructions_wrong", original=e.instruction)
+        new.instruction = rng.choice(others)
+        out.append(new)
+    return out
+
+
+def _words(text: str) -> list[str]:
+    return text.split()
+
+
+def instructions_random(examples: list[Example], seed: int = 0, vocabulary: list[str] | None = None) -> list[Example]:
+    """Replace every instruction by random words, as many as it had (an empty one stays empty).
+
+    Words are drawn from ``vocabulary`` (default: every word of the examples' questions, so a
+    word-level tokenizer knows them); the result differs from the original whenever the vocabulary
+    has two or more words.
+
+    >>> e = Example(id="1", task="t", question="tom buys a red cup", answer="4", instruction="add the prices .")
+    >>> out = instructions_random([e], seed=0)[0].instruction
+    >>> len(out.split()), out != e.instruction
+    (4, True)
+    """
+    vocab = sorted(set(vocabulary)) if vocabulary is not None else sorted({w for e in examples for w in _words(e.question)})
+    rng = random.Random(seed)
+    out = []
+    for e in examples:
+        n = len(_words(e.instruction))
+        new = _mark(e, "instructions_random", original=e.instruction)
+        if n and vocab:
+            words = [rng.choice(vocab) for _ in range(n)]
+            if words == _words(e.instruction) and len(vocab) > 1:
+                i = rng.randrange(n)
+                words[i] = rng.choice([w for w in vocab if w != words[i]])
+            new.instruction = " ".join(words)
+        out.append(new)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# traces
+# ---------------------------------------------------------------------------------------------
 def swap_traces(examples: list[Example], seed: int = 0) -> list[Example]:
     """Give every example the steps of another example (a derangement), keeping its own answer.
 
@@ -83,3 +201,261 @@ def shuffle_steps(examples: list[Example], seed: int = 0) -> list[Example]:
         new.steps = steps
         out.append(new)
     return out
+
+
+def filler_traces(examples: list[Example], seed: int = 0, filler: str = "...") -> list[Example]:
+    """Replace every step by filler tokens of the same number of words (Lanham et al. 2023's filler
+    test as training data): the chain keeps its shape and length but carries no information.
+
+    >>> e = Example(id="1", task="t", question="q", steps=["a cup costs 4", "2 * 4 = 8"], answer="8")
+    >>> filler_traces([e])[0].steps
+    ['... ... ... ...', '... ... ... ...']
+    """
+    out = []
+    for e in examples:
+        new = _mark(e, "filler_traces", filler=filler)
+        new.steps = [" ".join([filler] * max(1, len(_words(s)))) for s in e.steps]
+        out.append(new)
+    return out
+
+
+_DIGIT_RE = re.compile(r"\d")
+_NUMBER_RE = re.compile(r"-?\d+(?:\.\d+)?")
+
+
+def digit_corrupter(step: str, rng: random.Random) -> str:
+    """Change one digit of the step to a different digit (a leading digit never becomes 0); a step
+    without digits is returned unchanged. The default, task-agnostic corrupter.
+
+    >>> s = digit_corrupter("3 * 7 = 21", random.Random(0))
+    >>> s != "3 * 7 = 21" and len(s) == len("3 * 7 = 21")
+    True
+    """
+    pos = [m.start() for m in _DIGIT_RE.finditer(step)]
+    if not pos:
+        return step
+    i = rng.choice(pos)
+    leading = (i == 0 or not step[i - 1].isdigit()) and i + 1 < len(step) and step[i + 1].isdigit()
+    choices = [d for d in "0123456789" if d != step[i] and not (leading and d == "0")]
+    return step[:i] + rng.choice(choices) + step[i + 1:]
+
+
+_GSM_ANNOT_RE = re.compile(r"<<([^<>=]*)=([^<>]*)>>(\s*\$?)(-?[\d,]*\.?\d+)?")
+_EQ_RESULT_RE = re.compile(r"=\s*\$?(-?\d[\d,]*(?:\.\d+)?)")
+
+
+def _wrong_number(text: str, rng: random.Random) -> str:
+    """A different number of the same kind: integers shifted by a small nonzero delta (never
+    negative when the original was not), decimals shifted by one unit of their last place."""
+    raw = text.replace(",", "")
+    if "." in raw:
+        places = len(raw.split(".")[1])
+        v = float(raw)
+        unit = 10 ** -places
+        d = rng.choice([-3, -2, -1, 1, 2, 3])
+        if v + d * unit < 0 <= v:
+            d = abs(d)
+        return f"{v + d * unit:.{places}f}"
+    v = int(raw)
+    d = rng.choice([d for d in (-3, -2, -1, 1, 2, 3) if v < 0 or v + d >= 0])
+    return str(v + d)
+
+
+def gsm8k_corrupter(step: str, rng: random.Random) -> str:
+    """A GSM8K step with a wrong result: the last ``<<expr=result>>`` annotation's result and the
+    number right after it are both changed (so :class:`~sftlens.tasks.gsm8k.Gsm8kVerifier` flags
+    the step); without an annotation, the last ``= result``; else a digit change.
+
+    >>> s = gsm8k_corrupter("48/2 = <<48/2=24>>24 clips.", random.Random(0))
+    >>> m = re.fullmatch(r"48/2 = <<48/2=(\\d+)>>(\\d+) clips\\.", s)
+    >>> m.group(1) == m.group(2) != "24"
+    True
+    """
+    anns = list(_GSM_ANNOT_RE.finditer(step))
+    if anns:
+        m = anns[-1]
+        wrong = _wrong_number(m.group(2).strip().replace("$", "") or "0", rng) \
+            if re.fullmatch(r"\s*\$?-?[\d,]*\.?\d+\s*", m.group(2)) else None
+        if wrong is None:
+            return digit_corrupter(step, rng)
+        rep = f"<<{m.group(1)}={wrong}>>{m.group(3)}"
+        if m.group(4) is not None:
+            rep += wrong
+        return step[:m.start()] + rep + step[m.end():]
+    eqs = list(_EQ_RESULT_RE.finditer(step))
+    if eqs:
+        m = eqs[-1]
+        return step[:m.start(1)] + _wrong_number(m.group(1), rng) + step[m.end(1):]
+    return digit_corrupter(step, rng)
+
+
+def shop_corrupter(world) -> Corrupter:
+    """The shop world's corrupter (:func:`sftlens.tasks.shop.corrupt_step`: a false fact or a wrong
+    arithmetic result) bound to ``world``; non-shop steps fall back to a digit change."""
+    from ..tasks.shop import corrupt_step
+
+    def corrupt(step: str, rng: random.Random) -> str:
+        new = corrupt_step(world, step, rng)
+        return new if new != step.strip() else digit_corrupter(step, rng)
+
+    return corrupt
+
+
+def auto_corrupter(world=None) -> Callable[[Example], Corrupter]:
+    """Pick a corrupter per example by task: ``shop.*`` with a world -> :func:`shop_corrupter`,
+    ``gsm8k`` (or steps with ``<<...>>`` annotations) -> :func:`gsm8k_corrupter`, else
+    :func:`digit_corrupter`."""
+    shop = shop_corrupter(world) if world is not None else None
+
+    def pick(ex: Example) -> Corrupter:
+        if ex.task.startswith("shop.") and shop is not None:
+            return shop
+        if ex.task == "gsm8k" or any("<<" in s for s in ex.steps):
+            return gsm8k_corrupter
+        return digit_corrupter
+
+    pick.per_example = True  # type: ignore[attr-defined]
+    return pick
+
+
+def corrupt_steps(examples: list[Example], seed: int = 0, rate: float = 0.5,
+                  corrupter: Corrupter | Callable[[Example], Corrupter] | str | None = None,
+                  world=None) -> list[Example]:
+    """Make a share ``rate`` of each example's steps wrong (at least one step when ``rate > 0``).
+
+    Exactly ``max(1, round(rate * n))`` of the steps the corrupter can change are changed (fewer
+    only if fewer are changeable); the answer stays. ``corrupter`` is a function ``(step, rng) ->
+    step``, a per-example picker, or a name: ``digit`` (default without a world), ``gsm8k``,
+    ``shop`` (needs ``world``) or ``auto`` (by task; the default). The changed step indices are in
+    ``meta["ops"][-1]["steps"]``.
+
+    >>> e = Example(id="1", task="t", question="q", steps=["a cup costs 4", "2 * 4 = 8"], answer="8")
+    >>> out = corrupt_steps([e], seed=0, rate=0.5, corrupter="digit")[0]
+    >>> sum(a != b for a, b in zip(out.steps, e.steps)), out.meta["ops"][-1]["op"]
+    (1, 'corrupt_steps')
+    """
+    if not 0.0 <= rate <= 1.0:
+        raise OpError(f"corrupt_steps: rate {rate} is outside [0, 1]")
+    if corrupter is None or corrupter == "auto":
+        picker = auto_corrupter(world)
+    elif isinstance(corrupter, str):
+        named = {"digit": digit_corrupter, "gsm8k": gsm8k_corrupter}
+        if corrupter == "shop":
+            if world is None:
+                raise OpError("corrupt_steps: corrupter 'shop' needs the world (give --world DIR/data/world.json)")
+            named["shop"] = shop_corrupter(world)
+        if corrupter not in named:
+            raise OpError(f"corrupt_steps: unknown corrupter '{corrupter}' (valid: auto, digit, gsm8k, shop)")
+        fn = named[corrupter]
+        picker = lambda ex: fn  # noqa: E731
+    elif getattr(corrupter, "per_example", False):
+        picker = corrupter  # type: ignore[assignment]
+    else:
+        picker = lambda ex: corrupter  # noqa: E731
+    rng = random.Random(seed)
+    out = []
+    for e in examples:
+        fn = picker(e)
+        n = len(e.steps)
+        want = 0 if rate == 0 or n == 0 else max(1, round(rate * n))
+        order = list(range(n))
+        rng.shuffle(order)
+        steps = list(e.steps)
+        changed: list[int] = []
+        for i in order:
+            if len(changed) >= want:
+                break
+            new_step = fn(steps[i], rng)
+            if new_step.strip() != steps[i].strip():
+                steps[i] = new_step
+                changed.append(i)
+        new = _mark(e, "corrupt_steps", rate=rate, steps=sorted(changed))
+        new.steps = steps
+        out.append(new)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# answers
+# ---------------------------------------------------------------------------------------------
+def label_noise(examples: list[Example], seed: int = 0, p: float = 0.1) -> list[Example]:
+    """Replace the answer of ``round(p * n)`` randomly chosen examples by a wrong answer drawn from
+    the task's answer space: the answers of other examples of the same task that differ from the
+    true one. An example whose task has no other answer keeps its own (and is not marked). Steps
+    are unchanged.
+
+    >>> exs = [Example(id=str(i), task="t", question=f"q{i}", answer=str(i % 3)) for i in range(6)]
+    >>> out = label_noise(exs, seed=0, p=0.5)
+    >>> sum(a.answer != b.answer for a, b in zip(exs, out))
+    3
+    """
+    if not 0.0 <= p <= 1.0:
+        raise OpError(f"label_noise: p {p} is outside [0, 1]")
+    rng = random.Random(seed)
+    by_task: dict[str, list[str]] = {}
+    for e in examples:
+        by_task.setdefault(e.task, []).append(e.answer)
+    chosen = set(rng.sample(range(len(examples)), round(p * len(examples))))
+    out = []
+    for i, e in enumerate(examples):
+        wrong = [a for a in by_task[e.task] if a != e.answer] if i in chosen else []
+        if not wrong:
+            out.append(copy.deepcopy(e))
+            continue
+        new = _mark(e, "label_noise", p=p, original=e.answer)
+        new.answer = rng.choice(wrong)
+        out.append(new)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# registry
+# ---------------------------------------------------------------------------------------------
+OPS: dict[str, Callable[..., list[Example]]] = {
+    "keep": keep,
+    "instructions_empty": instructions_empty,
+    "instructions_wrong": instructions_wrong,
+    "instructions_random": instructions_random,
+    "swap_traces": swap_traces,
+    "shuffle_steps": shuffle_steps,
+    "corrupt_steps": corrupt_steps,
+    "filler_traces": filler_traces,
+    "drop_traces": drop_traces,
+    "label_noise": label_noise,
+}
+
+#: Context parameters an operator may receive from the caller rather than from a recipe.
+CONTEXT_PARAMS = ("world", "instructions")
+
+
+def op_params(name: str) -> list[str]:
+    """The parameters operator ``name`` accepts besides ``examples`` and ``seed``.
+
+    >>> op_params("label_noise")
+    ['p']
+    """
+    if name not in OPS:
+        raise OpError(f"unknown operator '{name}' (valid: {', '.join(OPS)})")
+    sig = inspect.signature(OPS[name])
+    return [p for p in sig.parameters if p not in ("examples", "seed")]
+
+
+def apply_op(name: str, examples: list[Example], seed: int = 0, context: dict | None = None,
+             **params) -> list[Example]:
+    """Run operator ``name`` with ``params``; ``context`` (e.g. ``{"world": w}``) supplies
+    parameters the operator accepts and the caller did not set. Unknown parameters raise
+    :class:`OpError`.
+
+    >>> e = Example(id="1", task="t", question="q", steps=["s"], answer="4")
+    >>> apply_op("drop_traces", [e])[0].steps
+    []
+    """
+    allowed = op_params(name)
+    bad = sorted(set(params) - set(allowed))
+    if bad:
+        raise OpError(f"operator '{name}': unknown parameter '{bad[0]}' (valid: {', '.join(allowed) or 'none'})")
+    kw = dict(params)
+    for k, v in (context or {}).items():
+        if k in allowed and k not in kw and v is not None:
+            kw[k] = v
+    return OPS[name](examples, seed=seed, **kw)

@@ -18,8 +18,7 @@ from typing import Any
 import torch
 
 
-class ModelLoadError(RuntimeError):
-    """A model or tokenizer that cannot be loaded; the message is one sentence for the user."""
+from .errors import ModelLoadError  # noqa: F401  (re-exported)
 
 
 def pick_device(device: str | None = None) -> torch.device:
@@ -44,7 +43,9 @@ def pick_dtype(device: torch.device, dtype: str | None = None) -> torch.dtype:
 
 def _fingerprint(model) -> str:
     """A short hash of the config and (a strided sample of) every weight tensor."""
-    h = hashlib.sha256(json.dumps(model.config.to_dict(), sort_keys=True, default=str).encode())
+    cfg = {k: v for k, v in model.config.to_dict().items()
+           if not k.startswith("_") and k not in ("transformers_version", "dtype", "torch_dtype")}
+    h = hashlib.sha256(json.dumps(cfg, sort_keys=True, default=str).encode())
     with torch.no_grad():
         for name, p in model.state_dict().items():
             flat = p.detach().reshape(-1)

@@ -46,7 +46,7 @@ def sft(model, tokenizer, examples: list[Example], settings: SFTSettings,
     ``on_step(step, loss)`` is called after every optimizer step (``loss`` on logging steps).
     """
     from datasets import Dataset
-    from transformers import TrainerCallback
+    from transformers import PrinterCallback, TrainerCallback
     from trl import SFTConfig, SFTTrainer
 
     if not examples:
@@ -77,7 +77,7 @@ def sft(model, tokenizer, examples: list[Example], settings: SFTSettings,
             weight_decay=settings.weight_decay, logging_steps=max(1, settings.steps // 20), save_strategy="no",
             report_to="none", seed=settings.seed, data_seed=settings.seed, disable_tqdm=True,
             dataloader_num_workers=0, max_length=512, packing=False, completion_only_loss=True,
-            eos_token=tokenizer.eos_token, pad_token=tokenizer.pad_token, dataset_num_proc=None,
+            dataset_num_proc=None,
             bf16=False, fp16=False,
         )
         tokenizer.padding_side = "right"
@@ -86,6 +86,7 @@ def sft(model, tokenizer, examples: list[Example], settings: SFTSettings,
             os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
             trainer = SFTTrainer(model=model, args=cfg, train_dataset=ds, processing_class=tokenizer,
                                  peft_config=peft_config, callbacks=[_Progress()])
+            trainer.remove_callback(PrinterCallback)  # we report progress ourselves
             trainer.train()
         tokenizer.padding_side = "left"
         trained = trainer.model

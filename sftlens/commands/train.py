@@ -1,0 +1,59 @@
+"""``sftlens train sft``: supervised fine-tuning (full or LoRA) of any causal LM on a dataset."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("train", help="fine-tune a model (SFT through TRL, full or LoRA)",
+                       description="Fine-tune a causal LM with TRL's SFTTrainer; the loss is on the completion "
+                                   "(steps and answer) only.")
+    tsub = p.add_subparsers(dest="method", metavar="METHOD", required=True)
+    s = tsub.add_parser("sft", help="supervised fine-tuning on worked solutions")
+    s.add_argument("--model", required=True, help="local model folder or Hugging Face id to start from")
+    s.add_argument("--data", required=True, help="training data: sftlens JSONL, GSM8K JSONL, or a dataset name")
+    s.add_argument("--out", required=True, help="folder for the fine-tuned model (or the LoRA adapter)")
+    s.add_argument("--lora", action="store_true", help="train a LoRA adapter (PEFT) instead of all weights")
+    s.add_argument("--lora-r", type=int, default=8, help="LoRA rank (default 8)")
+    s.add_argument("--steps", type=int, default=300, help="optimizer steps (default 300)")
+    s.add_argument("--batch-size", type=int, default=32, help="examples per step (default 32)")
+    s.add_argument("--lr", type=float, default=2e-4, help="peak learning rate, cosine decay (default 2e-4)")
+    s.add_argument("--limit", type=int, default=None, help="use only the first N examples")
+    s.add_argument("--seed", type=int, default=0, help="seed for shuffling and initialisation")
+    s.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from ..data.loaders import load_examples
+    from ..data.record import atomic_write_json
+    from ..lab.runner import quiet_libraries
+    from ..models.lm import load_lm
+    from ..train.sft import SFTSettings, sft
+
+    quiet_libraries()
+    console = Console(stderr=True)
+    exs = load_examples(args.data, limit=args.limit)
+    lm = load_lm(args.model)
+    settings = SFTSettings(steps=args.steps, batch_size=args.batch_size, lr=args.lr, lora=args.lora,
+                           lora_r=args.lora_r, lora_alpha=2 * args.lora_r, seed=args.seed)
+    with Progress(TextColumn("sft"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                  TextColumn("{task.fields[info]}"), console=console) as prog:
+        task = prog.add_task("sft", total=settings.steps, info="")
+        model = sft(lm.model, lm.tokenizer, exs, settings,
+                    on_step=lambda s, l: prog.update(task, completed=s, **({"info": f"loss {l:.3f}"} if l else {})))
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out)
+    lm.tokenizer.save_pretrained(out)
+    atomic_write_json(out / "sftlens.json", {"kind": "sft", "base": args.model, "data": args.data,
+                                             "examples": len(exs), "lora": args.lora, "steps": args.steps,
+                                             "lr": args.lr, "seed": args.seed})
+    console.print(f"saved {'LoRA adapter' if args.lora else 'model'} to {out}"
+                  + (f" (audit it with --base {args.model} --adapter {out})" if args.lora else ""))
+    return 0

@@ -1,0 +1,73 @@
+"""Lab presets: how big the world, the models and the training runs are.
+
+``micro`` exists for tests (well under a minute, numbers are noise); ``quick`` is what ``make lab``
+runs (about ten minutes on two CPU cores, with effects large enough to read).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+from ..tasks.shop import ShopConfig
+from ..train.pretrain import PretrainConfig
+from ..train.sft import SFTSettings
+
+
+ALL_CONDITIONS = ["correct", "swapped", "answer_only",          # C1, C4, C8
+                  "instr_empty", "instr_wrong", "instr_random",  # C3
+                  "bulk", "curated_k", "random_k"]               # C10
+
+
+@dataclass
+class Preset:
+    """Everything that sizes a lab run; stored in ``DIR/config.json`` so a resume can check it."""
+
+    name: str
+    world: ShopConfig
+    n_pretrain: int
+    n_train: int
+    n_test: int
+    n_variant: int
+    fact_repeats: int           # how often each fact sentence appears in the pretraining text
+    probe_repeats: int          # how often each fact-probe Q/A appears in the pretraining text
+    size: str
+    pretrain: PretrainConfig
+    sft: SFTSettings
+    conditions: list[str] = field(default_factory=lambda: list(ALL_CONDITIONS))
+    c10_k: int = 1000           # size of the curated / random subsets (C10)
+    max_new_tokens: int = 96
+    gen_batch: int = 128
+    ig_batch: int = 16
+    bootstrap: int = 2000
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+PRESETS: dict[str, Preset] = {
+    "micro": Preset(
+        name="micro", world=ShopConfig(n_items=10), n_pretrain=300, n_train=300, n_test=40, n_variant=20,
+        fact_repeats=10, probe_repeats=2, size="nano",
+        pretrain=PretrainConfig(steps=120, batch_size=32, lr=3e-3, warmup=10),
+        sft=SFTSettings(steps=30, batch_size=32, lr=3e-3), max_new_tokens=72, bootstrap=500, c10_k=100,
+    ),
+    "quick": Preset(
+        name="quick", world=ShopConfig(n_items=24), n_pretrain=3000, n_train=4000, n_test=300, n_variant=150,
+        fact_repeats=20, probe_repeats=5, size="tiny",
+        pretrain=PretrainConfig(steps=1200, batch_size=64, lr=3e-3, warmup=50),
+        sft=SFTSettings(steps=450, batch_size=64, lr=3e-3),
+    ),
+}
+
+
+def get_preset(name: str, seed: int = 0) -> Preset:
+    """A copy of the named preset with every seed set from ``seed``."""
+    import copy
+
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset '{name}' (valid: {', '.join(PRESETS)})")
+    p = copy.deepcopy(PRESETS[name])
+    p.world.seed = seed
+    p.pretrain.seed = seed
+    p.sft.seed = seed
+    return p

@@ -1,0 +1,316 @@
+"""The resumable lab: world -> base model -> SFT under each data condition -> audit -> claims.
+
+Every stage writes its output atomically (a temporary folder or file, then a rename) and is skipped
+when its output already exists, so rerunning with the same ``--out`` resumes where a run stopped and
+an interrupted stage restarts cleanly. ``DIR/config.json`` pins the preset and seed; a rerun with
+other settings is refused rather than mixing two experiments. Timings go to ``DIR/timings.json`` so
+``DIR/results.json`` holds only measured, seed-determined numbers.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from ..data.format import completion_text, prompt_text
+from ..data.record import Example, Sample, atomic_write_json, read_jsonl, write_jsonl
+from ..tasks.shop import ShopConfig, ShopWorld, make_splits
+from .conditions import CONDITIONS
+from .presets import Preset, get_preset
+
+
+class LabConfigMismatch(RuntimeError):
+    """``--out`` holds a run made with other settings."""
+
+
+@dataclass
+class Lab:
+    """One lab run in ``out``. Call :meth:`run`."""
+
+    out: Path
+    preset: Preset
+    seed: int = 0
+    console: object = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+    # ---- helpers -------------------------------------------------------------------------
+    def _log(self, msg: str) -> None:
+        if self.console is not None:
+            self.console.print(msg)
+
+    def _progress(self):
+        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
+                                   TimeRemainingColumn)
+
+        return Progress(TextColumn("[bold]{task.description:<28}"), BarColumn(), MofNCompleteColumn(),
+                        TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(), TextColumn("{task.fields[info]}"),
+                        console=self.console, transient=False, disable=self.console is None)
+
+    def _seed(self, salt: int = 0) -> None:
+        random.seed(self.seed + salt)
+        torch.manual_seed(self.seed + salt)
+
+    def _time(self, name: str, t0: float) -> None:
+        self.timings[name] = round(time.time() - t0, 2)
+        path = self.out / "timings.json"
+        old = json.loads(path.read_text()) if path.exists() else {}
+        old.update({name: self.timings[name]})
+        atomic_write_json(path, old)
+
+    @property
+    def data_dir(self) -> Path:
+        return self.out / "data"
+
+    def model_dir(self, name: str) -> Path:
+        return self.out / "models" / name
+
+    # ---- config ----------------------------------------------------------------------------
+    def check_config(self) -> None:
+        """Write ``config.json`` on a fresh run; refuse a resume with different settings."""
+        cfg = {"preset": self.preset.to_dict(), "seed": self.seed}
+        path = self.out / "config.json"
+        if path.exists():
+            old = json.loads(path.read_text())
+            if json.loads(json.dumps(cfg)) != old:
+                raise LabConfigMismatch(
+                    f"{self.out} holds a run with other settings (preset '{old['preset']['name']}', seed {old['seed']}); "
+                    "use another --out or delete it")
+        else:
+            self.out.mkdir(parents=True, exist_ok=True)
+            atomic_write_json(path, cfg)
+        # leftovers of an interrupted stage are discarded; that stage reruns from scratch
+        for junk in list(self.out.glob(".tmp-*")) + list((self.out / "models").glob(".tmp-*")):
+            shutil.rmtree(junk, ignore_errors=True)
+
+    # ---- stage 1: data -----------------------------------------------------------------------
+    def world(self) -> ShopWorld:
+        return ShopWorld(self.preset.world)
+
+    def stage_data(self) -> None:
+        """Generate the world and its splits into ``DIR/data``; build the tokenizer."""
+        if (self.data_dir / "DONE").exists():
+            return
+        t0 = time.time()
+        p = self.preset
+        w = self.world()
+        sp = make_splits(w, p.n_pretrain, p.n_train, p.n_test, p.n_variant, seed=self.seed)
+        tmp = self.out / ".tmp-data"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        atomic_write_json(tmp / "world.json", w.to_dict())
+        write_jsonl(tmp / "pretrain.jsonl", sp.pretrain_problems)
+        write_jsonl(tmp / "train.jsonl", sp.train)
+        write_jsonl(tmp / "test.jsonl", sp.test)
+        write_jsonl(tmp / "facts.jsonl", sp.facts)
+        for name, exs in sp.variants.items():
+            write_jsonl(tmp / f"variant_{name}.jsonl", exs)
+        (tmp / "DONE").write_text("ok\n")
+        shutil.rmtree(self.data_dir, ignore_errors=True)
+        os.replace(tmp, self.data_dir)
+        self._log(f"[green]✓[/] data: {len(sp.pretrain_problems)} pretraining problems, {len(sp.train)} SFT, "
+                  f"{len(sp.test)} test, variants {', '.join(f'{k} {len(v)}' for k, v in sp.variants.items())}, "
+                  f"{len(sp.facts)} fact probes")
+        self._time("data", t0)
+
+    def load(self, name: str) -> list[Example]:
+        return read_jsonl(self.data_dir / f"{name}.jsonl")
+
+    def variant_names(self) -> list[str]:
+        return sorted(p.stem[len("variant_"):] for p in self.data_dir.glob("variant_*.jsonl"))
+
+    def eval_sets(self) -> dict[str, list[Example]]:
+        sets = {"test": self.load("test")}
+        for v in self.variant_names():
+            sets[f"variant_{v}"] = self.load(f"variant_{v}")
+        sets["facts"] = self.load("facts")
+        return sets
+
+    # ---- stage 2: base model -------------------------------------------------------------------
+    def _save_model(self, model, tok, name: str, info: dict) -> None:
+        tmp = self.out / "models" / f".tmp-{name}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        model.save_pretrained(tmp)
+        tok.save_pretrained(tmp)
+        atomic_write_json(tmp / "sftlens.json", info)
+        final = self.model_dir(name)
+        shutil.rmtree(final, ignore_errors=True)
+        os.replace(tmp, final)
+
+    def stage_base(self) -> None:
+        """Pretrain the base from scratch on fact sentences, fact Q/A and simpler worked problems."""
+        if (self.model_dir("base") / "sftlens.json").exists():
+            return
+        from ..models.tiny import build_tokenizer, make_model, n_params
+        from ..train.pretrain import pretrain
+
+        t0 = time.time()
+        self._seed(1)
+        p = self.preset
+        w = self.world()
+        pre = self.load("pretrain")
+        facts = self.load("facts")
+        every = [e for n in ["pretrain", "train", "test", "facts"] + [f"variant_{v}" for v in self.variant_names()]
+                 for e in self.load(n)]
+        corpus = [prompt_text(e) + completion_text(e) for e in every] + w.fact_corpus()
+        for c in p.conditions:  # condition sets may bring new words (e.g. random instructions)
+            corpus += [prompt_text(e) + completion_text(e) for e in self.training_set(c)]
+        tok = build_tokenizer(corpus, extra_words=w.items)
+        texts = (w.fact_corpus() * p.fact_repeats
+                 + [prompt_text(e) + completion_text(e) for e in facts] * p.probe_repeats
+                 + [prompt_text(e) + completion_text(e) for e in pre])
+        model = make_model(tok, p.size, seed=self.seed)
+        with self._progress() as prog:
+            task = prog.add_task("pretrain base", total=p.pretrain.steps, info="")
+            losses = pretrain(model, tok, texts, p.pretrain,
+                              on_step=lambda s, l: prog.update(task, advance=1, info=f"loss {l:.3f}"))
+        self._save_model(model, tok, "base", {"kind": "pretrained", "params": n_params(model),
+                                              "final_loss": sum(losses[-20:]) / min(20, len(losses)),
+                                              "steps": p.pretrain.steps, "texts": len(texts)})
+        self._time("pretrain", t0)
+
+    # ---- stage 3: SFT ------------------------------------------------------------------------
+    def training_set(self, condition: str) -> list[Example]:
+        """The SFT set of a data condition, built from ``train.jsonl`` by its operator."""
+        if condition not in CONDITIONS:
+            raise ValueError(f"unknown condition '{condition}' (valid: {', '.join(CONDITIONS)})")
+        return CONDITIONS[condition].build(self.load("train"), self.world(), self.seed, self.preset)
+
+    def stage_sft(self, condition: str) -> None:
+        """SFT the base on the condition's training set (TRL) and save it as ``models/<condition>``."""
+        if (self.model_dir(condition) / "sftlens.json").exists():
+            return
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        from ..train.sft import sft
+
+        t0 = time.time()
+        self._seed(2)
+        cond = CONDITIONS[condition]
+        exs = self.training_set(condition)
+        write_jsonl(self.data_dir / "conditions" / f"{condition}.jsonl", exs)
+        base = self.model_dir("base")
+        tok = AutoTokenizer.from_pretrained(base)
+        model = AutoModelForCausalLM.from_pretrained(base, attn_implementation="eager")
+        settings = cond.settings(self.preset)
+        with self._progress() as prog:
+            task = prog.add_task(f"sft {condition}", total=settings.steps, info="")
+
+            def on_step(step, loss):
+                prog.update(task, completed=step, **({"info": f"loss {loss:.3f}"} if loss is not None else {}))
+
+            model = sft(model, tok, exs, settings, on_step=on_step)
+        if settings.lora:
+            model = model.merge_and_unload()
+        self._save_model(model, tok, condition, {"kind": "sft", "condition": condition, "examples": len(exs),
+                                                 "steps": settings.steps, "lr": settings.lr, "lora": settings.lora})
+        self._time(f"sft_{condition}", t0)
+
+    # ---- stage 4: evaluation -----------------------------------------------------------------
+    def eval_path(self, model: str, set_name: str) -> Path:
+        return self.out / "eval" / model / f"{set_name}.jsonl"
+
+    def stage_eval(self, model_name: str, scorer=None, extra: list[Callable] | None = None) -> None:
+        """Generate and score ``model_name`` on every evaluation set (one file per set, skipped if done).
+
+        Information gain (scored by the base model) is computed on the in-distribution test set.
+        """
+        from ..evaluate import generate_samples, score_samples
+        from ..models.lm import load_lm
+
+        todo = [s for s in self.eval_sets() if not self.eval_path(model_name, s).exists()]
+        if not todo:
+            return
+        t0 = time.time()
+        self._seed(3)
+        p = self.preset
+        w = self.world()
+        lm = load_lm(str(self.model_dir(model_name)))
+        lm.name = model_name
+        sets = self.eval_sets()
+        with self._progress() as prog:
+            for s in todo:
+                exs = sets[s]
+                task = prog.add_task(f"eval {model_name}: {s}", total=len(exs) * (2 if s == "test" else 1), info="")
+                samples = generate_samples(lm, exs, max_new_tokens=p.max_new_tokens, batch_size=p.gen_batch,
+                                           progress=lambda n: prog.advance(task, n), set=s)
+                rows = score_samples(samples, exs, scorer=scorer if s == "test" else None, verifier=w,
+                                     batch_size=p.ig_batch, progress=lambda n: prog.advance(task, n))
+                recs = [{"sample": sm.to_dict(), "metrics": r} for sm, r in zip(samples, rows)]
+                write_jsonl(self.eval_path(model_name, s), recs)
+        self._time(f"eval_{model_name}", t0)
+
+    def rows(self, model: str, set_name: str = "test") -> list[dict]:
+        """Per-sample metric rows of a finished evaluation."""
+        with open(self.eval_path(model, set_name), encoding="utf-8") as f:
+            return [json.loads(l)["metrics"] for l in f if l.strip()]
+
+    def samples(self, model: str, set_name: str = "test") -> list[Sample]:
+        """The samples of a finished evaluation."""
+        with open(self.eval_path(model, set_name), encoding="utf-8") as f:
+            return [Sample.from_dict(json.loads(l)["sample"]) for l in f if l.strip()]
+
+    # ---- the whole run -------------------------------------------------------------------------
+    def models(self) -> list[str]:
+        return ["base"] + list(self.preset.conditions)
+
+    def run(self) -> dict:
+        """Run (or resume) every stage; returns the results dict also written to ``results.json``."""
+        from ..models.lm import load_lm
+        from ..report.lab_report import write_report
+        from .claims import analyze
+
+        quiet_libraries()
+        t_all = time.time()
+        self.check_config()
+        self.stage_data()
+        self.stage_base()
+        for c in self.preset.conditions:
+            self.stage_sft(c)
+        scorer = None
+        for m in self.models():
+            if any(not self.eval_path(m, s).exists() for s in self.eval_sets()):
+                if scorer is None:
+                    scorer = load_lm(str(self.model_dir("base")))
+                    scorer.name = "base"
+                self.stage_eval(m, scorer=scorer)
+        t0 = time.time()
+        results = analyze(self)
+        atomic_write_json(self.out / "results.json", results)
+        write_report(self, results)
+        self._time("claims_and_report", t0)
+        self._time("total_this_invocation", t_all)
+        return results
+
+
+def quiet_libraries() -> None:
+    """Silence library progress bars and warnings that would drown our own progress display."""
+    import logging
+    import warnings
+
+    import datasets
+    import transformers
+
+    transformers.utils.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+    datasets.disable_progress_bars()
+    datasets.logging.set_verbosity_error()
+    logging.getLogger("trl").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", module="trl")
+    warnings.filterwarnings("ignore", module="transformers")
+
+
+def run_lab(out: str | Path, preset: str = "quick", seed: int = 0, console=None) -> dict:
+    """Run or resume the lab in ``out`` with a named preset; returns the results dict."""
+    lab = Lab(out=Path(out), preset=get_preset(preset, seed), seed=seed, console=console)
+    return lab.run()
+
+
+__all__ = ["Lab", "LabConfigMismatch", "run_lab", "ShopConfig"]

@@ -1,0 +1,34 @@
+"""Shared fixtures: a small shop world and a tiny model saved and reloaded the real way."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+
+torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+
+@pytest.fixture(scope="session")
+def world_splits():
+    from sftlens.tasks.shop import ShopConfig, ShopWorld, make_splits
+
+    w = ShopWorld(ShopConfig(seed=0, n_items=12))
+    return w, make_splits(w, 100, 200, 40, 20, seed=0)
+
+
+@pytest.fixture(scope="session")
+def tiny_saved(tmp_path_factory, world_splits):
+    """A nano Llama + word tokenizer for the shop world, saved with save_pretrained."""
+    from sftlens.data.format import completion_text, prompt_text
+    from sftlens.models.tiny import build_tokenizer, make_model
+
+    w, sp = world_splits
+    exs = sp.train + sp.test + sp.facts + [e for v in sp.variants.values() for e in v]
+    tok = build_tokenizer([prompt_text(e) + completion_text(e) for e in exs] + w.fact_corpus())
+    model = make_model(tok, "nano", seed=0)
+    d = tmp_path_factory.mktemp("nano")
+    model.save_pretrained(d)
+    tok.save_pretrained(d)
+    return d

@@ -1,0 +1,71 @@
+"""The lab end to end on the micro preset: outputs, determinism, resume."""
+
+import json
+import os
+import shutil
+
+import pytest
+
+from sftlens.cli import main
+from sftlens.lab.runner import LabConfigMismatch, run_lab
+
+
+@pytest.fixture(scope="module")
+def micro_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("lab") / "micro"
+    res = run_lab(out, preset="micro", seed=0)
+    return out, res
+
+
+def _numbers(results):
+    return json.dumps(results["claims"], sort_keys=True) + json.dumps(results["models"], sort_keys=True)
+
+
+def test_micro_writes_results_and_report(micro_run):
+    out, res = micro_run
+    on_disk = json.loads((out / "results.json").read_text())
+    assert set(on_disk["claims"]) >= {"C1", "C4", "C8"}
+    for c in on_disk["claims"].values():
+        assert c["verdict"] in {"reproduced", "not reproduced", "inconclusive"}
+        assert {"claim", "rule", "effect", "per_model", "per_condition"} <= set(c)
+        assert {"mean", "lo", "hi"} <= set(c["effect"])
+    report = (out / "report.md").read_text()
+    for key in ("C1", "C4", "C8", "Decision rule"):
+        assert key in report
+    for m in ("base", "correct", "swapped", "answer_only"):
+        assert (out / "models" / m / "config.json").exists()
+        assert (out / "eval" / m / "test.jsonl").exists()
+    assert (out / "data" / "test.jsonl").exists() and (out / "data" / "world.json").exists()
+
+
+def test_same_seed_same_numbers(micro_run, tmp_path):
+    out, res = micro_run
+    res2 = run_lab(tmp_path / "again", preset="micro", seed=0)
+    assert _numbers(res) == _numbers(res2)
+
+
+def test_resume_skips_finished_stages_and_redoes_interrupted_ones(micro_run, tmp_path):
+    out, res = micro_run
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    model_file = next((copy / "models" / "correct").glob("*.safetensors"))
+    mtime = model_file.stat().st_mtime_ns
+    # simulate an interrupted run: a half-written model folder, a missing eval file, no results
+    (copy / "models" / ".tmp-swapped").mkdir()
+    (copy / "models" / ".tmp-swapped" / "junk").write_text("partial")
+    shutil.rmtree(copy / "models" / "answer_only")
+    (copy / "eval" / "swapped" / "test.jsonl").unlink()
+    (copy / "results.json").unlink()
+    res2 = run_lab(copy, preset="micro", seed=0)
+    assert model_file.stat().st_mtime_ns == mtime          # finished stage skipped
+    assert (copy / "models" / "answer_only" / "config.json").exists()  # interrupted stage redone
+    assert not (copy / "models" / ".tmp-swapped").exists()  # leftovers cleaned
+    assert _numbers(res2) == _numbers(res)
+
+
+def test_rerun_with_other_settings_is_refused(micro_run, capsys):
+    out, _ = micro_run
+    with pytest.raises(LabConfigMismatch):
+        run_lab(out, preset="micro", seed=1)
+    assert main(["lab", "--preset", "micro", "--seed", "1", "--out", str(out), "--quiet"]) == 2
+    assert "other settings" in capsys.readouterr().err

@@ -1,0 +1,93 @@
+import random
+
+from sftlens.data.ops import drop_traces, shuffle_steps, swap_traces
+from sftlens.tasks.shop import PARAPHRASE, ShopConfig, ShopWorld, corrupt_step
+
+
+def test_verifier_true_and_false_steps_of_each_kind(world_splits):
+    w, _ = world_splits
+    item = w.items[0]
+    price = w.facts[item]["price"]
+    weight = w.facts[item]["weight"]
+    steps = [f"a {item} costs {price}", f"a {item} weighs {weight + 1}", "3 * 4 = 12", "3 * 4 = 13",
+             "12 + 5 = 17", "12 + 5 = 18", "the shop is open"]
+    checks = w.verify(steps)
+    assert [c.kind for c in checks] == ["knowledge"] * 2 + ["arithmetic"] * 4 + ["other"]
+    assert [c.valid for c in checks] == [True, False, True, False, True, False, False]
+    assert "is" in checks[1].reason and str(weight) in checks[1].reason
+    assert w.verify([f"a unicorn costs 3"])[0].valid is False
+
+
+def test_verifier_feeds(world_splits):
+    w, sp = world_splits
+    ex = sp.test[0]
+    checks = w.verify(ex.steps, ex.answer)
+    assert all(c.valid for c in checks)
+    # every arithmetic step of a canonical solution feeds a later step or is the answer
+    assert all(c.feeds for c in checks if c.kind == "arithmetic")
+    dangling = w.verify(["2 * 3 = 6", "4 + 4 = 8"], answer="8")
+    assert dangling[0].feeds is False and dangling[1].feeds is True
+
+
+def test_canonical_solutions_are_valid_and_answers_match(world_splits):
+    w, sp = world_splits
+    for ex in sp.train + sp.test + [e for v in sp.variants.values() for e in v]:
+        assert all(c.valid for c in w.verify(ex.steps, ex.answer)), ex
+        last = ex.steps[-1].split("= ")[-1]
+        assert last == ex.answer
+
+
+def test_variants(world_splits):
+    w, sp = world_splits
+    c = w.config
+    n_train_items = {len(e.meta["items"]) for e in sp.train}
+    assert max(n_train_items) < min(len(e.meta["items"]) for e in sp.variants["long"])
+    by_id = {e.id: e for e in sp.test}
+    for e in sp.variants["n_minus_1"]:
+        src = by_id[e.meta["source"]]
+        assert len(e.meta["items"]) == len(src.meta["items"]) - 1
+        assert {tuple(x) for x in e.meta["items"]} < {tuple(x) for x in src.meta["items"]}
+    assert all(w._has_heldout_pair([i for i, _ in e.meta["items"]]) for e in sp.variants["unseen_combo"])
+    assert not any(w._has_heldout_pair([i for i, _ in e.meta["items"]]) for e in sp.train + sp.pretrain_problems)
+    lo, hi = c.unseen_qty_range
+    assert all(lo <= q <= hi for e in sp.variants["unseen_range"] for _, q in e.meta["items"])
+    assert all(c.qty_range[0] <= q <= c.qty_range[1] for e in sp.train for _, q in e.meta["items"])
+    qs = [e.question for e in sp.train + sp.test + sp.pretrain_problems]
+    assert len(qs) == len(set(qs))  # splits are disjoint by question
+
+
+def test_world_is_seeded():
+    a, b, c = ShopWorld(ShopConfig(seed=1)), ShopWorld(ShopConfig(seed=1)), ShopWorld(ShopConfig(seed=2))
+    assert a.facts == b.facts and a.facts != c.facts
+
+
+def test_fact_probes_cover_every_fact(world_splits):
+    w, sp = world_splits
+    assert len(sp.facts) == 2 * len(w.items)
+    for e in sp.facts:
+        assert e.answer == str(w.facts[e.meta["item"]][e.meta["attr"]])
+
+
+def test_paraphrase_and_corruption(world_splits):
+    w, sp = world_splits
+    item = w.items[1]
+    para = w.fact_sentence(item, "price", paraphrase=True)
+    assert PARAPHRASE["costs"] in para and w.verify([para])[0].valid
+    rng = random.Random(0)
+    for step in sp.test[0].steps:
+        bad = corrupt_step(w, step, rng)
+        assert bad != step and w.verify([bad])[0].valid is False
+
+
+def test_swap_operator(world_splits):
+    _, sp = world_splits
+    out = swap_traces(sp.train, seed=3)
+    assert sorted(map(tuple, (e.steps for e in out))) == sorted(map(tuple, (e.steps for e in sp.train)))
+    assert [e.answer for e in out] == [e.answer for e in sp.train]
+    assert all(a.steps != b.steps for a, b in zip(out, sp.train))
+    assert all(e.meta["ops"][-1]["op"] == "swap_traces" for e in out)
+    assert swap_traces(sp.train, seed=3) == out  # seeded
+    assert sp.train[0].meta.get("ops") is None  # inputs untouched
+    assert all(e.steps == [] for e in drop_traces(sp.train[:5]))
+    sh = shuffle_steps(sp.train[:5], seed=0)
+    assert all(sorted(a.steps) == sorted(b.steps) and a.steps != b.steps for a, b in zip(sh, sp.train[:5]))
