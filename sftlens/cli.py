@@ -42,6 +42,11 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``sftlens`` console script."""
     from .models.errors import ModelLoadError
 
+    import os
+
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)

@@ -7,7 +7,8 @@ import os
 import pytest
 import torch
 
-torch.set_num_threads(min(2, os.cpu_count() or 1))
+# one thread: tiny models gain nothing from more, and oversubscribed cores slow them badly
+torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")

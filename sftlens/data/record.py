@@ -93,24 +93,17 @@ def read_jsonl(path: str | os.PathLike, *, require_steps: bool = False) -> list[
         raise RecordError(f"{path}: no such file")
     out: list[Example] = []
     seen: dict[str, int] = {}
-    with path.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise RecordError(f"{path}:{lineno}: not valid JSON ({e.msg} at column {e.colno})") from None
-            try:
-                ex = Example.from_dict(obj)
-                if require_steps and not ex.steps:
-                    raise RecordError("field 'steps': empty (at least one step is required here)")
-            except RecordError as e:
-                raise RecordError(f"{path}:{lineno}: {e}") from None
-            if ex.id in seen:
-                raise RecordError(f"{path}:{lineno}: field 'id': duplicate '{ex.id}' (first on line {seen[ex.id]})")
-            seen[ex.id] = lineno
-            out.append(ex)
+    for lineno, obj in iter_dicts(path):
+        try:
+            ex = Example.from_dict(obj)
+            if require_steps and not ex.steps:
+                raise RecordError("field 'steps': empty (at least one step is required here)")
+        except RecordError as e:
+            raise RecordError(f"{path}:{lineno}: {e}") from None
+        if ex.id in seen:
+            raise RecordError(f"{path}:{lineno}: field 'id': duplicate '{ex.id}' (first on line {seen[ex.id]})")
+        seen[ex.id] = lineno
+        out.append(ex)
     return out
 
 

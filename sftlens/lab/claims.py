@@ -205,6 +205,15 @@ def analyze(lab) -> dict:
     }
 
 
+def _claim_c2(lab, test, variants) -> dict:
+    from .c2 import analyze_c2
+
+    rows = {m: lab.faith_rows(m) for m in lab.models() if lab.eval_path(m, "faithfulness").exists()}
+    if "base" not in rows or len(rows) < 2:
+        return {}
+    return {"C2": analyze_c2(rows, base="base", seed=lab.seed)}
+
+
 def _claim_c3(lab, test, variants) -> dict:
     from .c3 import analyze_c3, output_space_baseline
 
@@ -212,7 +221,10 @@ def _claim_c3(lab, test, variants) -> dict:
     if not all(n in test for n in names):
         return {}
     baseline = output_space_baseline(lab.load("train"), lab.load("test"), seed=lab.seed)
-    return {"C3": analyze_c3({n: test[n] for n in names}, baseline, seed=lab.seed)}
+    out = analyze_c3({n: test[n] for n in names}, baseline, seed=lab.seed)
+    out["notes"].append("Each model is asked with the kind of instruction it was trained with (none, another "
+                        "task's, random words), as in Kung & Peng; the test problems are the same for all.")
+    return {"C3": out}
 
 
 def _claim_c10(lab, test, variants) -> dict:
@@ -231,4 +243,4 @@ def _claim_c10(lab, test, variants) -> dict:
 
 def _extra_claims():
     """Claim analyses contributed by other modules, each ``f(lab, test_rows, variant_rows) -> dict``."""
-    return [_claim_c3, _claim_c10]
+    return [_claim_c2, _claim_c3, _claim_c10]

@@ -23,6 +23,8 @@ class Condition:
     description: str
     build: Callable[[list[Example], ShopWorld, int, object], list[Example]]
     sft_settings: Callable[[object], SFTSettings] | None = None
+    # how this condition's model is asked at test time (default: the clean test problems)
+    eval_transform: Callable[[list[Example], int], list[Example]] | None = None
 
     def settings(self, preset) -> SFTSettings:
         """SFT settings for this condition (the preset's unless the condition overrides them)."""
@@ -49,10 +51,23 @@ def _c3(name: str):
     return build
 
 
-CONDITIONS["instr_empty"] = Condition("instr_empty", "C3: the instruction line removed", _c3("instr_empty"))
-CONDITIONS["instr_wrong"] = Condition("instr_wrong", "C3: another task's instruction", _c3("instr_wrong"))
-CONDITIONS["instr_random"] = Condition("instr_random", "C3: random words of the same length as the instruction",
-                                       _c3("instr_random"))
+def _c3_eval(name: str):
+    # Kung & Peng evaluate with the same kind of instruction the model was trained on: a model tuned
+    # on empty instructions is asked without one, and so on. The test problems themselves are the same.
+    def transform(exs, s):
+        from .c3 import c3_training_sets
+
+        return c3_training_sets(exs, seed=s + 7)[name]
+    return transform
+
+
+CONDITIONS["instr_empty"] = Condition("instr_empty", "C3: the instruction line removed (also at test time)",
+                                      _c3("instr_empty"), eval_transform=_c3_eval("instr_empty"))
+CONDITIONS["instr_wrong"] = Condition("instr_wrong", "C3: another task's instruction (also at test time)",
+                                      _c3("instr_wrong"), eval_transform=_c3_eval("instr_wrong"))
+CONDITIONS["instr_random"] = Condition("instr_random", "C3: random words of the instruction's length "
+                                       "(also at test time)", _c3("instr_random"),
+                                       eval_transform=_c3_eval("instr_random"))
 
 
 # ---- C10: bulk vs curated -----------------------------------------------------------------------

@@ -35,6 +35,7 @@ class Preset:
     sft: SFTSettings
     conditions: list[str] = field(default_factory=lambda: list(ALL_CONDITIONS))
     c10_k: int = 1000           # size of the curated / random subsets (C10)
+    faith_n: int = 150          # test problems the faithfulness battery (C2) runs on, per model
     max_new_tokens: int = 96
     gen_batch: int = 128
     ig_batch: int = 16
@@ -49,13 +50,13 @@ PRESETS: dict[str, Preset] = {
         name="micro", world=ShopConfig(n_items=10), n_pretrain=300, n_train=300, n_test=40, n_variant=20,
         fact_repeats=10, probe_repeats=2, size="nano",
         pretrain=PretrainConfig(steps=120, batch_size=32, lr=3e-3, warmup=10),
-        sft=SFTSettings(steps=30, batch_size=32, lr=3e-3), max_new_tokens=72, bootstrap=500, c10_k=100,
+        sft=SFTSettings(steps=30, batch_size=32, lr=3e-3), max_new_tokens=72, bootstrap=500, c10_k=100, faith_n=20,
     ),
     "quick": Preset(
         name="quick", world=ShopConfig(n_items=24), n_pretrain=3000, n_train=4000, n_test=300, n_variant=150,
         fact_repeats=20, probe_repeats=5, size="tiny",
         pretrain=PretrainConfig(steps=1200, batch_size=64, lr=3e-3, warmup=50),
-        sft=SFTSettings(steps=450, batch_size=64, lr=3e-3),
+        sft=SFTSettings(steps=300, batch_size=64, lr=6e-3),
     ),
 }
 

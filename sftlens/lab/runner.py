@@ -126,10 +126,15 @@ class Lab:
     def variant_names(self) -> list[str]:
         return sorted(p.stem[len("variant_"):] for p in self.data_dir.glob("variant_*.jsonl"))
 
-    def eval_sets(self) -> dict[str, list[Example]]:
+    def eval_sets(self, model: str | None = None) -> dict[str, list[Example]]:
+        """Evaluation sets by name; for a condition with an ``eval_transform`` (C3: the instruction
+        kind it was trained with), the test and variant problems as that model is asked them."""
         sets = {"test": self.load("test")}
         for v in self.variant_names():
             sets[f"variant_{v}"] = self.load(f"variant_{v}")
+        cond = CONDITIONS.get(model or "")
+        if cond is not None and cond.eval_transform is not None:
+            sets = {k: cond.eval_transform(v, self.seed) for k, v in sets.items()}
         sets["facts"] = self.load("facts")
         return sets
 
@@ -225,7 +230,7 @@ class Lab:
         from ..evaluate import generate_samples, score_samples
         from ..models.lm import load_lm
 
-        todo = [s for s in self.eval_sets() if not self.eval_path(model_name, s).exists()]
+        todo = [s for s in self.eval_sets(model_name) if not self.eval_path(model_name, s).exists()]
         if not todo:
             return
         t0 = time.time()
@@ -234,7 +239,7 @@ class Lab:
         w = self.world()
         lm = load_lm(str(self.model_dir(model_name)))
         lm.name = model_name
-        sets = self.eval_sets()
+        sets = self.eval_sets(model_name)
         with self._progress() as prog:
             for s in todo:
                 exs = sets[s]
@@ -246,6 +251,34 @@ class Lab:
                 recs = [{"sample": sm.to_dict(), "metrics": r} for sm, r in zip(samples, rows)]
                 write_jsonl(self.eval_path(model_name, s), recs)
         self._time(f"eval_{model_name}", t0)
+
+    def stage_faithfulness(self, model_name: str) -> None:
+        """The C2 battery (early answering, adding mistakes, paraphrasing, filler) on the model's own
+        chains for the first ``faith_n`` test problems -> ``eval/<model>/faithfulness.jsonl``."""
+        from ..metrics.faithfulness import run_battery
+        from ..models.lm import load_lm
+
+        path = self.eval_path(model_name, "faithfulness")
+        if path.exists():
+            return
+        t0 = time.time()
+        self._seed(4)
+        exs = self.eval_sets(model_name)["test"][: self.preset.faith_n]
+        ids = {e.id for e in exs}
+        samples = [s for s in self.samples(model_name, "test") if s.id in ids]
+        lm = load_lm(str(self.model_dir(model_name)))
+        lm.name = model_name
+        with self._progress() as prog:
+            task = prog.add_task(f"faithfulness {model_name}", total=4 * len(exs), info="")
+            rows = run_battery(lm, exs, samples, world=self.world(), seed=self.seed, batch_size=self.preset.gen_batch,
+                               max_new_tokens=self.preset.max_new_tokens, progress=lambda n: prog.advance(task, n))
+        write_jsonl(path, rows)
+        self._time(f"faithfulness_{model_name}", t0)
+
+    def faith_rows(self, model: str) -> list[dict]:
+        """Battery rows of a finished faithfulness stage."""
+        with open(self.eval_path(model, "faithfulness"), encoding="utf-8") as f:
+            return [json.loads(l) for l in f if l.strip()]
 
     def rows(self, model: str, set_name: str = "test") -> list[dict]:
         """Per-sample metric rows of a finished evaluation."""
@@ -281,6 +314,9 @@ class Lab:
                     scorer = load_lm(str(self.model_dir("base")))
                     scorer.name = "base"
                 self.stage_eval(m, scorer=scorer)
+        scorer = None
+        for m in self.models():
+            self.stage_faithfulness(m)
         t0 = time.time()
         results = analyze(self)
         atomic_write_json(self.out / "results.json", results)

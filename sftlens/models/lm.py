@@ -113,13 +113,24 @@ class LM:
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         out: list[str] = [""] * len(texts)
 
+        nl_ids = _newline_token_ids(tok).to(self.device)
+
         class _AnswerDone(StoppingCriteria):
+            """A row is done once an answer line is complete; only rows whose newest token holds a
+            newline are decoded, so the check costs almost nothing per step."""
+
             def __init__(self, start: int):
                 self.start = start
+                self.done: torch.Tensor | None = None
 
             def __call__(self, input_ids, scores, **kw):
-                new = tok.batch_decode(input_ids[:, self.start:], skip_special_tokens=True)
-                return torch.tensor([bool(_ANSWER_LINE.search(t)) for t in new], device=input_ids.device)
+                if self.done is None:
+                    self.done = torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
+                check = torch.isin(input_ids[:, -1], nl_ids) & ~self.done
+                for r in check.nonzero().flatten().tolist():
+                    text = tok.decode(input_ids[r, self.start:], skip_special_tokens=True)
+                    self.done[r] = bool(_ANSWER_LINE.search(text))
+                return self.done.clone()
 
         gen = torch.Generator(device="cpu").manual_seed(seed)
         for b in range(0, len(order), batch_size):
@@ -142,6 +153,19 @@ class LM:
             if progress:
                 progress(len(idx))
         return out
+
+
+_NEWLINE_CACHE: dict[int, torch.Tensor] = {}
+
+
+def _newline_token_ids(tok) -> torch.Tensor:
+    """Ids of every token whose text contains a newline (computed once per tokenizer)."""
+    key = id(tok)
+    if key not in _NEWLINE_CACHE:
+        n = len(tok)
+        texts = tok.batch_decode([[i] for i in range(n)])
+        _NEWLINE_CACHE[key] = torch.tensor([i for i, t in enumerate(texts) if "\n" in t] or [-1])
+    return _NEWLINE_CACHE[key]
 
 
 def load_lm(path: str, adapter: str | None = None, device: str | None = None, dtype: str | None = None,

@@ -99,8 +99,11 @@ def render_markdown(results: dict, plots: dict[str, str], timings: dict | None =
                                     [[k, VERDICT_MARK.get(v["verdict"], v["verdict"]),
                                       f"{v['effect'].get('name', '')}: {num(v['effect'], 3, True)}"] for k, v in cl.items()]), ""]
     L += ["## Models", "", _table(
-        ["model", "how it was made", "test accuracy", "fact probes"],
-        [[m, _how(d["info"]), pct(d["accuracy"]), pct(d["fact_probe_accuracy"])] for m, d in results["models"].items()]), ""]
+        ["model", "how it was made", "test accuracy", "fact probes (Q/A, no steps)"],
+        [[m, _how(d["info"]), pct(d["accuracy"]), pct(d["fact_probe_accuracy"])] for m, d in results["models"].items()]), "",
+          "Fact probes ask each fact directly (\"how much does a lamp cost ?\", answer without steps). A tuned model "
+          "that always starts a chain fails them even when its chains state the facts correctly (see the Knowledge "
+          "Index under C1): a drop here measures lost question formats as much as lost knowledge.", ""]
     for key, c in cl.items():
         L += [f"## {key} — {VERDICT_MARK.get(c['verdict'], c['verdict'])}", "", f"**Claim.** {c['claim']}", "",
               f"**Decision rule.** {c['rule']}", ""]
@@ -148,6 +151,17 @@ def _claim_tables(key: str, c: dict, plots: dict[str, str]) -> list[str]:
                      [[m] + [pts(d["gap_minus_base_gap"][v]) for v in variants] + [d["verdict"]] for m, d in pc.items()]), ""]
         if "c8" in plots:
             L += [f"![variant accuracy]({plots['c8']})", ""]
+    elif key == "C2":
+        L += [_table(["model", "early-answering AOC", "answer changed by a mistake", "changed by paraphrase",
+                      "changed by filler"],
+                     [[m, num(s.get("aoc"), 3), pct(s.get("mistake_changed")), pct(s.get("paraphrase_changed")),
+                       pct(s.get("filler_changed"))] for m, s in pm.items()]), ""]
+        L += [_table(["condition", "AOC vs base", "mistake vs base", "paraphrase vs base", "filler vs base", "verdict"],
+                     [[m, num(d.get("aoc_diff"), 3, True), pts(d.get("mistake_changed_diff")),
+                       pts(d.get("paraphrase_changed_diff")), pts(d.get("filler_changed_diff")),
+                       d["verdict"] + (f" ({d['note']})" if d.get("note") else "")] for m, d in pc.items()]), ""]
+        if "c2" in plots:
+            L += [f"![early answering]({plots['c2']})", ""]
     elif key == "C3":
         L += [_table(["model", "accuracy", "vs output-space baseline"],
                      [[m, pct(s.get("accuracy")), pts(s.get("vs_baseline"))] for m, s in pm.items()]), ""]
@@ -181,6 +195,13 @@ def write_report(lab, results: dict) -> Path:
 
     out = Path(lab.out)
     plots = _plots(results, out)
+    faith = {m: lab.faith_rows(m) for m in lab.models() if lab.eval_path(m, "faithfulness").exists()}
+    if "C2" in results["claims"] and faith:
+        from ..lab.c2 import plot_early_curves
+
+        plot_early_curves({m: r for m, r in faith.items() if any(len(x.get("early_same") or []) >= 2 for x in r)},
+                          out / "c2_early_answering.png", seed=lab.seed)
+        plots["c2"] = "c2_early_answering.png"
     tpath = out / "timings.json"
     timings = json.loads(tpath.read_text()) if tpath.exists() else None
     path = out / "report.md"

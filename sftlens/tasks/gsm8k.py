@@ -15,7 +15,7 @@ import re
 from pathlib import Path
 
 from ..data.format import normalize_answer
-from ..data.record import Example, RecordError
+from ..data.record import Example, RecordError, iter_dicts
 from .base import StepCheck
 
 INSTRUCTION = "Solve the math word problem step by step."
@@ -44,27 +44,22 @@ def load_gsm8k(path: str | Path, limit: int | None = None, split_name: str | Non
     if not path.exists():
         raise RecordError(f"{path}: no such file")
     out: list[Example] = []
-    with path.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise RecordError(f"{path}:{lineno}: not valid JSON ({e.msg} at column {e.colno})") from None
-            for fld in ("question", "answer"):
-                if not isinstance(obj.get(fld), str):
-                    raise RecordError(f"{path}:{lineno}: field '{fld}': missing or not a string "
-                                      "(GSM8K format has 'question' and 'answer' strings)")
-            try:
-                steps, ans = parse_solution(obj["answer"])
-            except RecordError as e:
-                raise RecordError(f"{path}:{lineno}: {e}") from None
-            out.append(Example(id=f"{split_name or path.stem}-{lineno - 1}", task="gsm8k", instruction=INSTRUCTION,
-                               question=obj["question"].strip(), steps=steps, answer=normalize_answer(ans) or ans,
-                               meta={"source": str(path), "line": lineno}))
-            if limit is not None and len(out) >= limit:
-                break
+    for lineno, obj in iter_dicts(path):
+        if not isinstance(obj, dict):
+            raise RecordError(f"{path}:{lineno}: expected a JSON object, got {type(obj).__name__}")
+        for fld in ("question", "answer"):
+            if not isinstance(obj.get(fld), str):
+                raise RecordError(f"{path}:{lineno}: field '{fld}': missing or not a string "
+                                  "(GSM8K format has 'question' and 'answer' strings)")
+        try:
+            steps, ans = parse_solution(obj["answer"])
+        except RecordError as e:
+            raise RecordError(f"{path}:{lineno}: {e}") from None
+        out.append(Example(id=f"{split_name or path.stem}-{lineno - 1}", task="gsm8k", instruction=INSTRUCTION,
+                           question=obj["question"].strip(), steps=steps, answer=normalize_answer(ans) or ans,
+                           meta={"source": str(path), "line": lineno}))
+        if limit is not None and len(out) >= limit:
+            break
     return out
 
 

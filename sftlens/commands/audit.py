@@ -1,0 +1,94 @@
+"""``sftlens audit``: compare a base and a fine-tuned model (or saved generations) and report
+whether the fine-tune shows the accuracy trap."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def _variant(s: str) -> tuple[str, str]:
+    name, sep, path = s.partition("=")
+    if not sep or not name or not path:
+        raise argparse.ArgumentTypeError(f"expected NAME=PATH, got '{s}'")
+    return name, path
+
+
+def add_parser(sub) -> None:
+    """Register ``audit`` on the top-level subparsers."""
+    p = sub.add_parser(
+        "audit", help="did a fine-tune teach reasoning, or only answers?",
+        description="Generate with a base and a tuned model (cached and resumable), score accuracy two ways, "
+                    "step validity, Knowledge Index and per-step information gain (scored by the base), and "
+                    "write DIR/results.json, DIR/report.html and DIR/report.md. With --predictions, score "
+                    "saved generations with text metrics only.")
+    m = p.add_argument_group("models")
+    m.add_argument("--base", help="the model before fine-tuning: a local folder or a Hub id")
+    m.add_argument("--tuned", help="the fine-tuned model: a local folder or a Hub id")
+    m.add_argument("--adapter", help="a LoRA (PEFT) adapter folder on --base: the tuned model is base+adapter and "
+                                     "the base is the same weights with the adapter disabled")
+    m.add_argument("--revision", help="Hub revision (branch, tag or commit) of the models")
+    m.add_argument("--device", help="cuda, mps or cpu (default: the best available)")
+    m.add_argument("--dtype", help="torch dtype name, e.g. bfloat16 (default: bfloat16 on CUDA, else float32)")
+    d = p.add_argument_group("data")
+    d.add_argument("--data", help="JSONL examples: sftlens schema (e.g. a lab's data/test.jsonl), GSM8K "
+                                  "(question, answer with '#### N'), or any JSONL with --question-field/--answer-field")
+    d.add_argument("--world", help="the shop world file (world.json); default: world.json next to --data if present")
+    d.add_argument("--variants", action="append", type=_variant, default=[], metavar="NAME=PATH",
+                   help="a variant test set for the in-distribution minus variant gap (repeatable)")
+    d.add_argument("--format", dest="fmt", default="auto", choices=["auto", "sftlens", "gsm8k", "fields"],
+                   help="format of --data (default: detected from the first line)")
+    d.add_argument("--question-field", help="field holding the question (generic JSONL)")
+    d.add_argument("--answer-field", help="field holding the reference answer (generic JSONL)")
+    d.add_argument("--steps-field", help="field holding the reference steps, a list or one string (generic JSONL)")
+    d.add_argument("--id-field", help="field holding a unique example id (generic JSONL; default: the line number)")
+    d.add_argument("--step-splitter", help="regex separating steps inside a string steps field (default: newline)")
+    d.add_argument("--limit", type=int, help="use only the first N examples")
+    d.add_argument("--predictions", help="saved generations (JSONL: question, completion, reference, optional model "
+                                         "and id): text metrics only, no model is loaded")
+    g = p.add_argument_group("run")
+    g.add_argument("--out", required=True, help="output folder (reused as a cache: rerunning resumes)")
+    g.add_argument("--seed", type=int, default=0, help="seed of sampling and bootstrap intervals (default 0)")
+    g.add_argument("--max-new-tokens", type=int, default=256, help="generation length limit (default 256)")
+    g.add_argument("--batch-size", type=int, default=16, help="generation and scoring batch size (default 16)")
+    g.add_argument("--temperature", type=float, default=0.0, help="sampling temperature; 0 = greedy (default)")
+    g.add_argument("--faithfulness", action=argparse.BooleanOptionalAction, default=True,
+                   help="run the faithfulness battery when sftlens.metrics.faithfulness is available (default on)")
+    g.add_argument("--examples", type=int, default=5, help="how many changed examples the report shows (default 5)")
+    g.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    """Run the audit and print the verdict and the report paths."""
+    from ..audit import AuditSpec, audit_predictions, run_audit
+    from ..cli import UserError
+
+    if args.predictions:
+        if args.base or args.tuned or args.adapter or args.data:
+            raise UserError("--predictions scores saved generations; do not combine it with --base/--tuned/--adapter/--data")
+        res = audit_predictions(args.predictions, args.out, seed=args.seed, n_examples_shown=args.examples)
+    else:
+        if not args.base:
+            raise UserError("missing --base (the model before fine-tuning), or use --predictions FILE")
+        if not args.data:
+            raise UserError("missing --data (the examples to audit on)")
+        for name, val in (("--max-new-tokens", args.max_new_tokens), ("--batch-size", args.batch_size)):
+            if val < 1:
+                raise UserError(f"{name} must be at least 1, got {val}")
+        names = [n for n, _ in args.variants]
+        if len(set(names)) != len(names):
+            raise UserError(f"--variants: the name '{next(n for n in names if names.count(n) > 1)}' is given twice")
+        spec = AuditSpec(base=args.base, tuned=args.tuned, adapter=args.adapter, data=args.data, out=args.out,
+                         world=args.world, variants=dict(args.variants), limit=args.limit, seed=args.seed,
+                         max_new_tokens=args.max_new_tokens, batch_size=args.batch_size,
+                         temperature=args.temperature, faithfulness=args.faithfulness, device=args.device,
+                         dtype=args.dtype, revision=args.revision, fmt=args.fmt,
+                         question_field=args.question_field, answer_field=args.answer_field,
+                         steps_field=args.steps_field, step_splitter=args.step_splitter, id_field=args.id_field,
+                         n_examples_shown=args.examples, show_progress=not args.no_progress)
+        res = run_audit(spec)
+    print(res["verdict"]["text"])
+    run_ = res.get("run", {})
+    print(f"generated {run_.get('generated_new', 0)} new samples; report: {args.out}/report.html, "
+          f"{args.out}/report.md, {args.out}/results.json")
+    return 0

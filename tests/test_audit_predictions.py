@@ -1,0 +1,96 @@
+"""`sftlens audit --predictions`: saved generations scored with text metrics only."""
+
+from __future__ import annotations
+
+import json
+from math import comb
+
+from sftlens.cli import main
+
+# (id, reference, completion of model "a", completion of model "b")
+ROWS = [
+    ("1", "18", "16 - 3 - 4 = <<16-3-4=9>>9\n9 * 2 = <<9*2=18>>18\n#### 18", "9 * 2 = <<9*2=18>>18\nA: 18"),
+    ("2", "3", "2 / 2 = <<2/2=1>>1\nso 3 bolts", "2 / 2 = <<2/2=1>>1\n2 + 1 = <<2+1=3>>3\nA: 3"),
+    ("3", "70000", "the profit is 70,000 dollars", "A: 70000"),
+    ("4", "540", "#### 500", "3 * 60 = <<3*60=180>>180\nA: 540"),
+    ("5", "20", "A: 20", "5 * 4 = <<5*4=21>>21\nA: 21"),
+    ("6", "64", "I think 64", "A: 64"),
+]
+# hand-computed: strict = answer after A:/####; flexible = last number in the completion
+STRICT = {"a": [1, 0, 0, 0, 1, 0], "b": [1, 1, 1, 1, 0, 1]}
+FLEX = {"a": [1, 1, 1, 0, 1, 1], "b": [1, 1, 1, 1, 0, 1]}
+
+
+def _write(path, rows, with_id=True, drop=None):
+    with open(path, "w") as f:
+        for pid, ref, ca, cb in rows:
+            for model, comp in (("a", ca), ("b", cb)):
+                d = {"id": pid, "model": model, "question": f"question {pid} ?", "completion": comp, "reference": ref}
+                if not with_id:
+                    d.pop("id")
+                if drop:
+                    d.pop(drop)
+                f.write(json.dumps(d) + "\n")
+
+
+def _mcnemar_p(a, b):
+    b10 = sum(x and not y for x, y in zip(a, b))
+    b01 = sum(y and not x for x, y in zip(a, b))
+    n = b10 + b01
+    k = min(b10, b01)
+    return min(1.0, 2 * sum(comb(n, i) for i in range(k + 1)) / 2 ** n)
+
+
+def test_predictions_reproduce_hand_computed_numbers(tmp_path, capsys):
+    p = tmp_path / "preds.jsonl"
+    _write(p, ROWS)
+    out = tmp_path / "out"
+    assert main(["audit", "--predictions", str(p), "--out", str(out)]) == 0
+    r = json.loads((out / "results.json").read_text())
+    assert r["mode"] == "predictions" and r["text_metrics_only"] is True
+    for m in ("a", "b"):
+        met = r["models"][m]["metrics"]
+        assert abs(met["correct"]["mean"] - sum(STRICT[m]) / 6) < 1e-12
+        assert abs(met["flexible_correct"]["mean"] - sum(FLEX[m]) / 6) < 1e-12
+        assert "ig_mean" not in met and "ki" not in met
+    c = r["comparisons"][0]
+    assert (c["a"], c["b"], c["n_pairs"]) == ("a", "b", 6)
+    assert abs(c["mcnemar"]["strict"]["p_value"] - _mcnemar_p(STRICT["a"], STRICT["b"])) < 1e-12
+    assert abs(c["mcnemar"]["flexible"]["p_value"] - _mcnemar_p(FLEX["a"], FLEX["b"])) < 1e-12
+    assert c["mcnemar"]["strict"]["b01"] == 4 and c["mcnemar"]["strict"]["b10"] == 1
+    assert abs(c["diff"]["correct"]["mean"] - (sum(STRICT["b"]) - sum(STRICT["a"])) / 6) < 1e-12
+    # step validity from annotations: b's chain 5 has one wrong annotation (5*4=21)
+    assert r["models"]["b"]["metrics"]["validity"]["mean"] < 1.0
+    assert r["verdict"]["status"] == "n/a" and "text metrics only" in r["verdict"]["text"].lower()
+    html = (out / "report.html").read_text()
+    assert "text metrics only" in html and "&lt;&lt;5*4=21&gt;&gt;" in html
+    assert "McNemar" in (out / "report.md").read_text()
+    assert "Text metrics only" in capsys.readouterr().out
+
+
+def test_predictions_pair_by_question_without_ids(tmp_path):
+    p = tmp_path / "preds.jsonl"
+    _write(p, ROWS, with_id=False)
+    assert main(["audit", "--predictions", str(p), "--out", str(tmp_path / "o")]) == 0
+    r = json.loads((tmp_path / "o" / "results.json").read_text())
+    assert r["inputs"]["paired_by"] == "question" and r["comparisons"][0]["n_pairs"] == 6
+
+
+def test_predictions_missing_field_is_one_clear_error(tmp_path, capsys):
+    p = tmp_path / "preds.jsonl"
+    _write(p, ROWS, drop="completion")
+    assert main(["audit", "--predictions", str(p), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert f"{p}:1: field 'completion': missing" in err
+
+
+def test_predictions_duplicate_and_bad_json(tmp_path, capsys):
+    p = tmp_path / "preds.jsonl"
+    line = json.dumps({"id": "1", "question": "q", "completion": "A: 1", "reference": "1"})
+    p.write_text(line + "\n" + line + "\n")
+    assert main(["audit", "--predictions", str(p), "--out", str(tmp_path / "o")]) == 2
+    assert ":2: field 'id': duplicate" in capsys.readouterr().err
+    p.write_text(line + "\n{oops\n")
+    assert main(["audit", "--predictions", str(p), "--out", str(tmp_path / "o")]) == 2
+    assert ":2: not valid JSON" in capsys.readouterr().err
