@@ -14,8 +14,9 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from sftlens.paths import GSM8K_DIR
 
-DEFAULT = "/work/shared/data/gsm8k/train.jsonl"
+DEFAULT = str(GSM8K_DIR / "train.jsonl")
 
 
 def main() -> int:

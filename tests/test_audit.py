@@ -15,8 +15,9 @@ from sftlens.data.record import atomic_write_json, write_jsonl
 from sftlens.models import lm as lm_mod
 from sftlens.models.tiny import build_tokenizer, make_model
 from sftlens.tasks.gsm8k import load_gsm8k
+from sftlens.paths import GSM8K_DIR
 
-GSM = "/work/shared/data/gsm8k/test.jsonl"
+GSM = str(GSM8K_DIR / "test.jsonl")
 FAST = ["--max-new-tokens", "8", "--batch-size", "20", "--no-progress"]
 
 

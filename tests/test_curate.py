@@ -18,8 +18,9 @@ from sftlens.data.record import Example, atomic_write_json, read_jsonl, write_js
 from sftlens.lab.c3 import analyze_c3, c3_training_sets, output_space_baseline
 from sftlens.lab.c10 import analyze_c10, c10_training_sets
 from sftlens.tasks.shop import ShopConfig, ShopWorld, make_splits
+from sftlens.paths import GSM8K_DIR
 
-GSM8K_TRAIN = Path("/work/shared/data/gsm8k/train.jsonl")
+GSM8K_TRAIN = GSM8K_DIR / "train.jsonl"
 
 
 @pytest.fixture(scope="module")

@@ -20,8 +20,9 @@ from sftlens.models.lm import lm_from_model
 from sftlens.models.tiny import build_tokenizer, make_model
 from sftlens.tasks.gsm8k import Gsm8kVerifier, load_gsm8k
 from sftlens.tasks.shop import ShopConfig, ShopWorld, make_splits
+from sftlens.paths import GSM8K_DIR
 
-GSM8K = "/work/shared/data/gsm8k/test.jsonl"
+GSM8K = str(GSM8K_DIR / "test.jsonl")
 
 
 @pytest.fixture(scope="module", autouse=True)

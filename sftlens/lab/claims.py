@@ -35,6 +35,11 @@ def model_summary(rows: list[dict], seed: int, n: int) -> dict:
     return out
 
 
+def _mean(xs: list[float]) -> float:
+    v = [x for x in xs if not math.isnan(x)]
+    return sum(v) / len(v) if v else math.nan
+
+
 def diff_in_diff(t_in, b_in, t_var, b_var, seed: int = 0, n_resamples: int = 2000) -> Estimate:
     """``(mean t_in - mean t_var) - (mean b_in - mean b_var)``: how much more a tuned model ``t``
     loses on a variant set than the base ``b``. ``t_in``/``b_in`` are paired (same examples), and so
@@ -70,12 +75,22 @@ def claim_c1(rows: dict[str, list[dict]], seed: int = 0, n: int = 2000) -> dict:
         acc = paired_difference(col(r, "correct"), col(base, "correct"), seed=seed, n_resamples=n)
         ig = paired_difference(col(r, "ig_mean"), col(base, "ig_mean"), seed=seed, n_resamples=n)
         ki = paired_difference(col(r, "ki"), col(base, "ki"), seed=seed, n_resamples=n)
+        ppl = paired_difference(col(r, "ig_ppl"), col(base, "ig_ppl"), seed=seed, n_resamples=n)
         per_cond[m] = {"accuracy_diff": acc.to_dict(), "ig_mean_diff": ig.to_dict(), "ki_diff": ki.to_dict(),
+                       "ig_ppl_diff": ppl.to_dict(), "verdict_ppl_variant": verdict([acc, ppl], [+1, -1]),
                        "verdict": verdict([acc, ig], [+1, -1])}
         if math.isnan(ig.mean):
             per_cond[m]["note"] = "no chains with steps on both sides: information gain is undefined"
     primary = PRIMARY if PRIMARY in per_cond else next(iter(per_cond), None)
     eff = per_cond[primary]["ig_mean_diff"] if primary else Estimate(math.nan, math.nan, math.nan, 0).to_dict()
+    notes = []
+    if primary and per_cond[primary]["verdict_ppl_variant"] != per_cond[primary]["verdict"]:
+        notes.append(f"The two definitions disagree for '{primary}': with the Wu et al. perplexity variant the verdict "
+                     f"would be '{per_cond[primary]['verdict_ppl_variant']}'. That variant telescopes to "
+                     "(PPL_0 - PPL_N) / (N + 1), so it shrinks as chains get longer (mean steps: base "
+                     f"{_mean(col(base, 'n_steps')):.2f}, {primary} {_mean(col(rows[primary], 'n_steps')):.2f}) and "
+                     "mixes the chain's own predictability with progress toward the answer; the answer-token "
+                     "definition (the default) measures only the latter.")
     return {
         "claim": "SFT raises final-answer accuracy but lowers the information gain of reasoning steps.",
         "verdict": per_cond[primary]["verdict"] if primary else "inconclusive",
@@ -88,7 +103,7 @@ def claim_c1(rows: dict[str, list[dict]], seed: int = 0, n: int = 2000) -> dict:
         "per_condition": per_cond,
         "per_model": {m: model_summary(r, seed, n) for m, r in rows.items()},
         "notes": ["Information gain: mean over answer tokens of log p(answer | prompt, s_1..s_k) minus the same with "
-                  "k-1 steps, averaged over the chain's steps; the Wu et al. perplexity variant is in ig_ppl."],
+                  "k-1 steps, averaged over the chain's steps; the Wu et al. perplexity variant is in ig_ppl."] + notes,
     }
 
 

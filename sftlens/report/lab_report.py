@@ -130,9 +130,11 @@ def _claim_tables(key: str, c: dict, plots: dict[str, str]) -> list[str]:
                       "PPL InfoGain (Wu)"],
                      [[m, pct(s.get("correct")), num(s.get("ig_mean"), 3, True), num(s.get("ig_min"), 3, True),
                        pct(s.get("ki")), pct(s.get("validity")), num(s.get("ig_ppl"), 3, True)] for m, s in pm.items()]), ""]
-        L += [_table(["condition", "accuracy vs base", "info gain vs base", "KI vs base", "verdict"],
+        L += [_table(["condition", "accuracy vs base", "info gain vs base", "KI vs base", "verdict",
+                      "PPL InfoGain vs base", "verdict (Wu variant)"],
                      [[m, pts(d["accuracy_diff"]), num(d["ig_mean_diff"], 3, True), pts(d["ki_diff"]),
-                       d["verdict"] + (f" ({d['note']})" if d.get("note") else "")] for m, d in pc.items()]), ""]
+                       d["verdict"] + (f" ({d['note']})" if d.get("note") else ""), num(d.get("ig_ppl_diff"), 3, True),
+                       d.get("verdict_ppl_variant", "n/a")] for m, d in pc.items()]), ""]
         if "c1" in plots:
             L += [f"![accuracy vs information gain]({plots['c1']})", ""]
     elif key == "C4":
