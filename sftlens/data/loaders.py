@@ -225,25 +225,14 @@ def load_examples(source: str | os.PathLike, fmt: str = "auto", *, question_fiel
         out = load_gsm8k(path, limit=limit)
         _check_steps(((f"{path}:{e.meta.get('line', '?')}", e) for e in out), require_steps)
         return out
-    out = []
-    seen: dict[str, int] = {}
-    for lineno, obj in iter_dicts(path):
-        try:
-            if not isinstance(obj, dict):
-                raise RecordError(f"expected a JSON object, got {type(obj).__name__}")
-            ex = record_from_fields(obj, default_id=f"{path.stem}-{lineno - 1}", task=task or path.stem, **mapping)
-            ex.meta = {"source": str(path), "line": lineno}
-            if require_steps and not ex.steps:
-                raise RecordError("field 'steps': empty (at least one step is required here)")
-        except RecordError as e:
-            raise RecordError(f"{path}:{lineno}: {e}") from None
-        if ex.id in seen:
-            raise RecordError(f"{path}:{lineno}: field 'id': duplicate '{ex.id}' (first on line {seen[ex.id]})")
-        seen[ex.id] = lineno
-        out.append(ex)
-        if limit is not None and len(out) >= limit:
-            break
-    return out
+    def parse(obj: Any, lineno: int) -> Example:
+        if not isinstance(obj, dict):
+            raise RecordError(f"expected a JSON object, got {type(obj).__name__}")
+        ex = record_from_fields(obj, default_id=f"{path.stem}-{lineno - 1}", task=task or path.stem, **mapping)
+        ex.meta = {"source": str(path), "line": lineno}
+        return ex
+
+    return read_jsonl(path, require_steps=require_steps, parse=parse, limit=limit)
 
 
 def _load_hub(source: str, split: str, config: str | None, mapping: dict, has_mapping: bool,

@@ -16,7 +16,7 @@ import os
 import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 
 class RecordError(ValueError):
@@ -82,20 +82,24 @@ class Example:
         return cls(steps=list(steps), meta=dict(meta), **out)
 
 
-def read_jsonl(path: str | os.PathLike, *, require_steps: bool = False) -> list[Example]:
+def read_jsonl(path: str | os.PathLike, *, require_steps: bool = False,
+               parse: Callable[[Any, int], Example] | None = None, limit: int | None = None) -> list[Example]:
     """Read examples from a JSONL file, one object per line (blank lines are skipped).
 
     Raises :class:`RecordError` as ``FILE:LINE: field 'x': what is wrong`` on the first bad line;
     with ``require_steps`` an empty step list is an error too. Duplicate ids are an error.
+    ``parse(obj, line_number)`` turns one object into an example (default: our schema,
+    :meth:`Example.from_dict`); ``limit`` stops after that many examples.
     """
     path = Path(path)
     if not path.exists():
         raise RecordError(f"{path}: no such file")
+    parse = parse or (lambda obj, lineno: Example.from_dict(obj))
     out: list[Example] = []
     seen: dict[str, int] = {}
     for lineno, obj in iter_dicts(path):
         try:
-            ex = Example.from_dict(obj)
+            ex = parse(obj, lineno)
             if require_steps and not ex.steps:
                 raise RecordError("field 'steps': empty (at least one step is required here)")
         except RecordError as e:
@@ -104,6 +108,8 @@ def read_jsonl(path: str | os.PathLike, *, require_steps: bool = False) -> list[
             raise RecordError(f"{path}:{lineno}: field 'id': duplicate '{ex.id}' (first on line {seen[ex.id]})")
         seen[ex.id] = lineno
         out.append(ex)
+        if limit is not None and len(out) >= limit:
+            break
     return out
 
 
