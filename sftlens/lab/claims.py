@@ -239,6 +239,9 @@ def _claim_c3(lab, test, variants) -> dict:
     out = analyze_c3({n: test[n] for n in names}, baseline, seed=lab.seed)
     out["notes"].append("Each model is asked with the kind of instruction it was trained with (none, another "
                         "task's, random words), as in Kung & Peng; the test problems are the same for all.")
+    out["notes"].append("The base saw the correct instruction in every pretraining problem, so empty or random "
+                        "instructions are also a shift away from what the base learned; the question alone still "
+                        "names the task (pay / how heavy).")
     return {"C3": out}
 
 
