@@ -83,25 +83,26 @@ class _Layout:
     answer_ids: list[int]
 
 
-def _layout(tokenizer, ex: Example, steps: list[str], answer: str, chat_format=None) -> _Layout:
-    enc = lambda t, sp=True: tokenizer(t, add_special_tokens=sp)["input_ids"]  # noqa: E731
+def _layouts(tokenizer, items: list[tuple[Example, list[str], str]], chat_format=None) -> list[_Layout | None]:
+    """Token layouts of every chain; tokenised in two batched calls (prefixes, answers). ``None``
+    marks a chain whose tokenisation is not prefix-stable (scored the naive way instead)."""
     fmt = chat_format or (lambda s: s)
-    prefixes = [fmt(prompt_text(ex)) + steps_text(steps[:k]) for k in range(len(steps) + 1)]
-    prefix_ids = [enc(p) for p in prefixes]
-    ctx_tails = []
-    for p, ids in zip(prefixes, prefix_ids):
-        full = enc(p + ANSWER_MARK)
-        if full[:len(ids)] != ids:
-            raise _NotShareable
-        ctx_tails.append(full[len(ids):])
-    ans = enc(" " + answer, False)
-    if not ans:
-        raise ValueError(f"example {ex.id}: empty answer cannot be scored")
-    return _Layout(prefix_ids, ctx_tails, ans)
-
-
-class _NotShareable(Exception):
-    pass
+    prefixes = [[fmt(prompt_text(ex)) + steps_text(steps[:k]) for k in range(len(steps) + 1)] for ex, steps, _ in items]
+    flat = [p for ps in prefixes for p in ps]
+    enc = tokenizer(flat + [p + ANSWER_MARK for p in flat])["input_ids"]
+    pre_ids, ctx_ids = enc[:len(flat)], enc[len(flat):]
+    answers = tokenizer([" " + a for _, _, a in items], add_special_tokens=False)["input_ids"]
+    out: list[_Layout | None] = []
+    i = 0
+    for (ex, _, _), ps, ans in zip(items, prefixes, answers):
+        if not ans:
+            raise ValueError(f"example {ex.id}: empty answer cannot be scored")
+        pids, cids = pre_ids[i:i + len(ps)], ctx_ids[i:i + len(ps)]
+        i += len(ps)
+        lay = _Layout(pids, [c[len(p):] for p, c in zip(pids, cids)], ans)
+        ok = all(c[:len(p)] == p for p, c in zip(pids, cids)) and _shareable(lay)
+        out.append(lay if ok else None)
+    return out
 
 
 def _shareable(lay: _Layout) -> bool:
@@ -109,62 +110,69 @@ def _shareable(lay: _Layout) -> bool:
     return all(full[:len(p)] == p for p in lay.prefix_ids)
 
 
+# An attention block: queries [q0, q1) may see keys [k0, k1), causally within the block or fully.
+Block = tuple[int, int, int, int, bool]
+
+
 @torch.no_grad()
-def _forward_rows(model, rows: list[list[int]], positions: list[list[int]], allowed: list[list[list[int]]],
+def _forward_rows(model, rows: list[list[int]], positions: list[list[int]], blocks: list[list[Block]],
                   pad_id: int) -> torch.Tensor:
-    """Log-softmax logits for rows given explicit positions and, for each token, the list of key
-    indices it may attend to (as ranges encoded by :func:`_build_mask`)."""
+    """Log-softmax logits for rows with explicit ``position_ids`` and a 4D mask made of blocks."""
     dev = next(model.parameters()).device
     dtype = next(model.parameters()).dtype
     B, L = len(rows), max(map(len, rows))
     ids = torch.full((B, L), pad_id, dtype=torch.long)
     pos = torch.zeros((B, L), dtype=torch.long)
     mask = torch.zeros((B, 1, L, L), dtype=torch.bool)
-    for r, (row, p, al) in enumerate(zip(rows, positions, allowed)):
+    tril = torch.ones((L, L), dtype=torch.bool).tril()
+    for r, (row, p, bl) in enumerate(zip(rows, positions, blocks)):
         ids[r, :len(row)] = torch.tensor(row)
         pos[r, :len(p)] = torch.tensor(p)
-        for q, spans in enumerate(al):
-            for a, b in spans:
-                mask[r, 0, q, a:b] = True
-        for q in range(len(row), L):  # padding queries see themselves only (no NaN rows)
-            mask[r, 0, q, q] = True
+        for q0, q1, k0, k1, causal in bl:
+            mask[r, 0, q0:q1, k0:k1] = tril[:q1 - q0, :k1 - k0] if causal else True
+        pad = torch.arange(len(row), L)
+        mask[r, 0, pad, pad] = True  # padding queries see themselves only (no NaN rows)
     fmask = torch.zeros((B, 1, L, L), dtype=dtype).masked_fill(~mask, torch.finfo(dtype).min)
     out = model(input_ids=ids.to(dev), position_ids=pos.to(dev), attention_mask=fmask.to(dev))
     return torch.log_softmax(out.logits.float(), dim=-1).cpu()
 
 
 def _chain_row(lay: _Layout):
-    """One row: the full chain, then segment k = ctx_tail_k + answer for k = 0..N."""
+    """One row: the full chain, then segment k = ctx_tail_k + answer for k = 0..N. Segment k sees
+    the first ``len(prefix_k)`` chain tokens and itself (causally), at the positions that follow."""
     chain = lay.prefix_ids[-1]
     row = list(chain)
     pos = list(range(len(chain)))
-    allowed = [[(0, q + 1)] for q in range(len(chain))]
+    blocks: list[Block] = [(0, len(chain), 0, len(chain), True)]
     segs = []
-    for k, (pre, tail) in enumerate(zip(lay.prefix_ids, lay.ctx_tails)):
+    for pre, tail in zip(lay.prefix_ids, lay.ctx_tails):
         seg = tail + lay.answer_ids
         start = len(row)
         row += seg
         pos += list(range(len(pre), len(pre) + len(seg)))
-        for j in range(len(seg)):
-            allowed.append([(0, len(pre)), (start, start + j + 1)])
+        blocks += [(start, start + len(seg), 0, len(pre), False), (start, start + len(seg), start, start + len(seg), True)]
         segs.append((start, len(tail)))
-    return row, pos, allowed, segs
+    return row, pos, blocks, segs
 
 
 def _scores_from_logp(lp: torch.Tensor, row, lay: _Layout, segs) -> ChainScore:
+    """Answer log-probabilities and perplexities of every prefix from one row's log-softmax."""
     chain = lay.prefix_ids[-1]
-    # token log-probs of the chain itself (for perplexity): position t predicts token t+1
-    chain_tok = [lp[t - 1, chain[t]].item() for t in range(1, len(chain))]
+    # position t predicts token t+1: the chain's own tokens (for perplexity) ...
+    src, tgt = list(range(len(chain) - 1)), list(chain[1:])
+    # ... then each segment: its first token is predicted by the last prefix token, the rest by the segment
+    for k, (start, tail_len) in enumerate(segs):
+        n = tail_len + len(lay.answer_ids)
+        src += [len(lay.prefix_ids[k]) - 1] + list(range(start, start + n - 1))
+        tgt += row[start:start + n]
+    tok = lp[torch.tensor(src), torch.tensor(tgt)].tolist()
+    chain_tok, off = tok[:len(chain) - 1], len(chain) - 1
     logps, ppls = [], []
     for k, (start, tail_len) in enumerate(segs):
-        seg = row[start:start + tail_len + len(lay.answer_ids)]
-        pre_len = len(lay.prefix_ids[k])
-        seg_tok = []
-        for j, tok in enumerate(seg):
-            # the last prefix token predicts the segment's first token; then the segment itself
-            src = pre_len - 1 if j == 0 else start + j - 1
-            seg_tok.append(lp[src, tok].item())
+        n = tail_len + len(lay.answer_ids)
+        seg_tok, off = tok[off:off + n], off + n
         ans = seg_tok[tail_len:]
+        pre_len = len(lay.prefix_ids[k])
         logps.append(sum(ans) / len(ans))
         nll = -(sum(chain_tok[:pre_len - 1]) + sum(seg_tok))
         ppls.append(math.exp(nll / (pre_len - 1 + len(seg_tok))))
@@ -183,20 +191,17 @@ def prefix_scores(model, tokenizer, items: list[tuple[Example, list[str], str]],
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     out: list[ChainScore | None] = [None] * len(items)
     shared: list[tuple[int, _Layout]] = []
-    for i, (ex, steps, ans) in enumerate(items):
-        try:
-            lay = _layout(tokenizer, ex, steps, ans, chat_format)
-            if not _shareable(lay):
-                raise _NotShareable
+    for i, lay in enumerate(_layouts(tokenizer, items, chat_format) if items else []):
+        if lay is None:
+            out[i] = prefix_scores_naive(model, tokenizer, [items[i]], chat_format=chat_format)[0]
+        else:
             shared.append((i, lay))
-        except _NotShareable:
-            out[i] = prefix_scores_naive(model, tokenizer, [(ex, steps, ans)], chat_format=chat_format)[0]
     order = sorted(shared, key=lambda t: len(t[1].prefix_ids[-1]))
     for b in range(0, len(order), batch_size):
         batch = order[b:b + batch_size]
         built = [_chain_row(lay) for _, lay in batch]
         lp = _forward_rows(model, [r for r, *_ in built], [p for _, p, _, _ in built],
-                           [a for _, _, a, _ in built], pad)
+                           [bl for _, _, bl, _ in built], pad)
         for r, ((i, lay), (row, _, _, segs)) in enumerate(zip(batch, built)):
             out[i] = _scores_from_logp(lp[r], row, lay, segs)
     return out  # type: ignore[return-value]
