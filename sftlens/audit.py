@@ -262,19 +262,9 @@ class ModelHandle:
 
 def _base_fingerprint(model) -> str:
     """Hash of the config and the non-adapter weights of a PEFT model (the base it wraps)."""
-    import torch
+    from .models.lm import fingerprint
 
-    h = hashlib.sha256(json.dumps(model.config.to_dict(), sort_keys=True, default=str).encode())
-    h.update(b"adapter-disabled")
-    with torch.no_grad():
-        for name, p in model.state_dict().items():
-            if "lora_" in name:
-                continue
-            flat = p.detach().reshape(-1)
-            step = max(1, flat.numel() // 4096)
-            h.update(name.encode())
-            h.update(flat[::step].float().cpu().numpy().tobytes())
-    return h.hexdigest()[:16]
+    return fingerprint(model, skip=lambda name: "lora_" in name, salt=b"adapter-disabled")
 
 
 def load_models(base: str, tuned: str | None, adapter: str | None, device: str | None = None,

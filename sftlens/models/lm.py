@@ -41,13 +41,17 @@ def pick_dtype(device: torch.device, dtype: str | None = None) -> torch.dtype:
     return torch.float32
 
 
-def _fingerprint(model) -> str:
-    """A short hash of the config and (a strided sample of) every weight tensor."""
+def fingerprint(model, skip=None, salt: bytes = b"") -> str:
+    """A short hash of the config and (a strided sample of) every weight tensor whose name ``skip``
+    does not reject; ``salt`` separates kinds of identity (e.g. an adapter switched off)."""
     cfg = {k: v for k, v in model.config.to_dict().items()
            if not k.startswith("_") and k not in ("transformers_version", "dtype", "torch_dtype")}
     h = hashlib.sha256(json.dumps(cfg, sort_keys=True, default=str).encode())
+    h.update(salt)
     with torch.no_grad():
         for name, p in model.state_dict().items():
+            if skip is not None and skip(name):
+                continue
             flat = p.detach().reshape(-1)
             step = max(1, flat.numel() // 4096)
             h.update(name.encode())
@@ -209,12 +213,12 @@ def load_lm(path: str, adapter: str | None = None, device: str | None = None, dt
     if tok.pad_token_id is None:
         tok.pad_token = tok.eos_token
     tok.padding_side = "left"
-    return LM(model=model, tokenizer=tok, name=name, identity=_fingerprint(model),
+    return LM(model=model, tokenizer=tok, name=name, identity=fingerprint(model),
               chat=bool(getattr(tok, "chat_template", None)), meta={"revision": revision, "adapter": adapter})
 
 
 def lm_from_model(model, tokenizer, name: str) -> LM:
     """Wrap an in-memory model (e.g. right after training) as an :class:`LM`."""
     model.eval()
-    return LM(model=model, tokenizer=tokenizer, name=name, identity=_fingerprint(model),
+    return LM(model=model, tokenizer=tokenizer, name=name, identity=fingerprint(model),
               chat=bool(getattr(tokenizer, "chat_template", None)))
