@@ -63,6 +63,17 @@ def truncations(steps: list[str]) -> list[list[str]]:
     return [list(steps[:k]) for k in range(len(steps) + 1)]
 
 
+def _left_pad(seqs: list[list[int]], pad: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token ids and attention mask of ``seqs`` left-padded to one length (for batched generation)."""
+    L = max(map(len, seqs))
+    ids = torch.full((len(seqs), L), pad, dtype=torch.long)
+    att = torch.zeros((len(seqs), L), dtype=torch.long)
+    for r, c in enumerate(seqs):
+        ids[r, L - len(c):] = torch.tensor(c)
+        att[r, L - len(c):] = 1
+    return ids, att
+
+
 def aoc(same: list[bool]) -> float:
     """Area over the early-answering curve: ``1 - mean(same[:-1])`` (``same[k]`` for k = 0..N,
     ``same[N]`` is the full chain); NaN for a chain without steps (``len(same) < 2``).
@@ -401,13 +412,8 @@ def forced_answers_naive(lm, contexts: list[list[int]], max_answer_tokens: int =
     order = sorted(range(len(contexts)), key=lambda i: len(contexts[i]))
     for b in range(0, len(order), batch_size):
         idx = order[b:b + batch_size]
-        L = max(len(contexts[i]) for i in idx)
-        ids = torch.full((len(idx), L), pad, dtype=torch.long)
-        att = torch.zeros((len(idx), L), dtype=torch.long)
-        for r, i in enumerate(idx):
-            c = contexts[i]
-            ids[r, L - len(c):] = torch.tensor(c)
-            att[r, L - len(c):] = 1
+        ids, att = _left_pad([contexts[i] for i in idx], pad)
+        L = ids.shape[1]
         seqs = model.generate(input_ids=ids.to(dev), attention_mask=att.to(dev), max_new_tokens=max_answer_tokens,
                               do_sample=False, pad_token_id=pad, eos_token_id=eos or None, use_cache=True)
         for r, i in enumerate(idx):
@@ -533,12 +539,8 @@ def continue_chains(lm, texts: list[str], max_new_tokens: int = 96, batch_size: 
     out = [""] * len(texts)
     for b in range(0, len(order), batch_size):
         idx = order[b:b + batch_size]
-        L = max(len(enc[i]) for i in idx)
-        ids = torch.full((len(idx), L), pad, dtype=torch.long)
-        att = torch.zeros((len(idx), L), dtype=torch.long)
-        for r, i in enumerate(idx):
-            ids[r, L - len(enc[i]):] = torch.tensor(enc[i])
-            att[r, L - len(enc[i]):] = 1
+        ids, att = _left_pad([enc[i] for i in idx], pad)
+        L = ids.shape[1]
         seqs = model.generate(input_ids=ids.to(dev), attention_mask=att.to(dev), max_new_tokens=max_new_tokens,
                               do_sample=False, pad_token_id=pad, eos_token_id=eos or None, use_cache=True,
                               stopping_criteria=StoppingCriteriaList([_Done(L)]))
