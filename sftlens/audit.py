@@ -107,28 +107,10 @@ def load_data(path: str | os.PathLike, limit: int | None = None, fmt: str = "aut
 
 
 def load_world(path: str | os.PathLike):
-    """Rebuild the shop world from its ``world.json`` (``ShopWorld.to_dict()``), checking that the
-    facts rebuilt from the config match the saved ones."""
-    from .tasks.shop import ShopConfig, ShopWorld
+    """The shop world of a lab folder (see :func:`sftlens.tasks.shop.load_world`)."""
+    from .tasks.shop import load_world as _load
 
-    path = Path(path)
-    try:
-        d = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise RecordError(f"{path}: no such file") from None
-    except json.JSONDecodeError as e:
-        raise RecordError(f"{path}:{e.lineno}: not valid JSON ({e.msg})") from None
-    if not isinstance(d, dict) or not isinstance(d.get("config"), dict):
-        raise RecordError(f"{path}: field 'config': missing (expected ShopWorld.to_dict() output)")
-    try:
-        cfg = ShopConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in d["config"].items()})
-        world = ShopWorld(cfg)
-    except (TypeError, ValueError) as e:
-        raise RecordError(f"{path}: field 'config': {e}") from None
-    if "facts" in d and d["facts"] != world.facts:
-        raise RecordError(f"{path}: field 'facts': do not match the world rebuilt from its config "
-                          f"(seed {cfg.seed}); the file was edited or made by another sftlens version")
-    return world
+    return _load(path)
 
 
 def pick_verifier(examples: list[Example], data_path: Path, world_path: str | None):

@@ -8,13 +8,12 @@ Per-sample rows are what every aggregate, interval and report is computed from.
 
 from __future__ import annotations
 
-import math
 from typing import Callable
 
 from .data.format import prompt_text
 from .data.record import Example, Sample
 from .metrics.infogain import prefix_scores
-from .metrics.reasoning import make_sample
+from .metrics.reasoning import chain_metrics, make_sample
 from .models.lm import LM
 from .tasks.base import Verifier
 
@@ -46,25 +45,19 @@ def score_samples(samples: list[Sample], examples: list[Example], scorer: LM | N
              "n_steps": len(s.steps), "answered": float(s.answer is not None)}
         if verifier is not None:
             checks = verifier.verify(s.steps, s.answer)
-            known = [c for c in checks if c.valid is not None]
-            ks = [c for c in checks if c.kind == "knowledge"]
-            r["validity"] = sum(bool(c.valid) for c in known) / len(known) if known else math.nan
-            r["chain_valid"] = 1.0 if checks and all(c.valid for c in checks) else 0.0
-            r["ki"] = sum(bool(c.valid) for c in ks) / len(ks) if ks else math.nan
+            r.update(chain_metrics(checks))
             r["step_kinds"] = [c.kind for c in checks]
             r["step_valid"] = [c.valid for c in checks]
         rows.append(r)
     if scorer is not None:
         items = [(by_id[s.id], s.steps, s.reference) for s in samples]
         fmt = scorer.format_prompt if scorer.chat else None
-        done = 0
         scores = []
         for b in range(0, len(items), batch_size * 4):
-            scores += prefix_scores(scorer.model, scorer.tokenizer, items[b:b + batch_size * 4],
-                                    batch_size=batch_size, chat_format=fmt)
-            done += len(items[b:b + batch_size * 4])
+            chunk = items[b:b + batch_size * 4]
+            scores += prefix_scores(scorer.model, scorer.tokenizer, chunk, batch_size=batch_size, chat_format=fmt)
             if progress:
-                progress(len(items[b:b + batch_size * 4]))
+                progress(len(chunk))
         for r, sc in zip(rows, scores):
             r.update(ig_mean=sc.mean_gain, ig_min=sc.min_gain, ig_total=sc.total, ig_ppl=sc.ppl_infogain,
                      ig_gains=sc.gains, ig_logp=sc.logp)

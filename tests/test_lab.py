@@ -1,7 +1,6 @@
 """The lab end to end on the micro preset: outputs, determinism, resume."""
 
 import json
-import os
 import shutil
 
 import pytest

@@ -15,7 +15,7 @@ def test_verifier_true_and_false_steps_of_each_kind(world_splits):
     assert [c.kind for c in checks] == ["knowledge"] * 2 + ["arithmetic"] * 4 + ["other"]
     assert [c.valid for c in checks] == [True, False, True, False, True, False, False]
     assert "is" in checks[1].reason and str(weight) in checks[1].reason
-    assert w.verify([f"a unicorn costs 3"])[0].valid is False
+    assert w.verify(["a unicorn costs 3"])[0].valid is False
 
 
 def test_verifier_feeds(world_splits):

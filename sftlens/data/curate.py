@@ -22,7 +22,6 @@ The report's counts always add up: ``n_input = sum(dropped) + not_selected + kep
 from __future__ import annotations
 
 import copy
-import json
 import random
 import re
 from dataclasses import asdict, dataclass, field
@@ -31,7 +30,7 @@ from typing import Callable
 
 import numpy as np
 
-from .record import Example, RecordError
+from .record import Example
 
 REASONS = ("no_answer", "length", "invalid_steps", "answer_mismatch", "duplicate")
 DIVERSITY = ("tfidf", "hidden", "none")
@@ -68,35 +67,10 @@ class CurateResult:
 
 
 def load_world(path: str | Path):
-    """A :class:`~sftlens.tasks.shop.ShopWorld` from a ``world.json`` written by the lab
-    (``world.to_dict()``: config, facts, held-out pairs); the stored facts win over the seed."""
-    from ..tasks.shop import ShopConfig, ShopWorld
+    """The shop world from a lab's ``world.json`` (see :func:`sftlens.tasks.shop.load_world`)."""
+    from ..tasks.shop import load_world as _load
 
-    path = Path(path)
-    if not path.exists():
-        raise RecordError(f"{path}: no such world file (the lab writes it to DIR/data/world.json)")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise RecordError(f"{path}:{e.lineno}: not valid JSON ({e.msg})") from None
-    if not isinstance(data, dict) or not isinstance(data.get("facts"), dict):
-        raise RecordError(f"{path}: field 'facts': missing (expected the shop world's to_dict())")
-    cfg = data.get("config", {})
-    try:
-        known = ShopConfig.__dataclass_fields__
-        config = ShopConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in cfg.items() if k in known})
-        world = ShopWorld(config)
-    except (TypeError, ValueError) as e:
-        raise RecordError(f"{path}: field 'config': {e}") from None
-    facts = data["facts"]
-    for item, f in facts.items():
-        if not isinstance(f, dict) or not {"price", "weight"} <= set(f):
-            raise RecordError(f"{path}: field 'facts.{item}': expected {{price, weight}}")
-    world.facts = {k: {"price": int(v["price"]), "weight": int(v["weight"])} for k, v in facts.items()}
-    world.items = list(world.facts)
-    if "heldout_pairs" in data:
-        world.heldout_pairs = {tuple(p) for p in data["heldout_pairs"]}
-    return world
+    return _load(path)
 
 
 def normalize_question(q: str) -> str:

@@ -16,13 +16,11 @@ import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
-
 import torch
 
 from ..data.format import completion_text, prompt_text
 from ..data.record import Example, Sample, atomic_write_json, read_jsonl, write_jsonl
-from ..tasks.shop import ShopConfig, ShopWorld, make_splits
+from ..tasks.shop import ShopWorld, make_splits
 from .conditions import CONDITIONS
 from .presets import Preset, get_preset
 
@@ -222,7 +220,7 @@ class Lab:
     def eval_path(self, model: str, set_name: str) -> Path:
         return self.out / "eval" / model / f"{set_name}.jsonl"
 
-    def stage_eval(self, model_name: str, scorer=None, extra: list[Callable] | None = None) -> None:
+    def stage_eval(self, model_name: str, scorer=None) -> None:
         """Generate and score ``model_name`` on every evaluation set (one file per set, skipped if done).
 
         Information gain (scored by the base model) is computed on the in-distribution test set.
@@ -349,4 +347,4 @@ def run_lab(out: str | Path, preset: str = "quick", seed: int = 0, console=None)
     return lab.run()
 
 
-__all__ = ["Lab", "LabConfigMismatch", "run_lab", "ShopConfig"]
+__all__ = ["Lab", "LabConfigMismatch", "run_lab"]

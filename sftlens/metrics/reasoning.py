@@ -11,7 +11,7 @@ import math
 
 from ..data.format import last_number, normalize_answer, parse_completion
 from ..data.record import Example, Sample
-from ..tasks.base import Verifier
+from ..tasks.base import StepCheck, Verifier
 
 
 def make_sample(ex: Example, model: str, prompt: str, completion: str, **meta) -> Sample:
@@ -42,31 +42,34 @@ def flexible_accuracy(samples: list[Sample]) -> list[float]:
     return [1.0 if s.flexible_correct else 0.0 for s in samples]
 
 
+def chain_metrics(checks: list[StepCheck]) -> dict[str, float]:
+    """Step metrics of one verified chain: ``validity`` (share of checkable steps that are valid;
+    NaN if none can be checked), ``chain_valid`` (1.0 when there are steps and all are valid) and
+    ``ki``, the Knowledge Index (share of knowledge steps stating a true fact; NaN without any).
+
+    >>> chain_metrics([StepCheck("knowledge", True, True), StepCheck("arithmetic", False, True)])
+    {'validity': 0.5, 'chain_valid': 0.0, 'ki': 1.0}
+    """
+    known = [c for c in checks if c.valid is not None]
+    ks = [c for c in checks if c.kind == "knowledge"]
+    return {"validity": sum(bool(c.valid) for c in known) / len(known) if known else math.nan,
+            "chain_valid": 1.0 if checks and all(c.valid for c in checks) else 0.0,
+            "ki": sum(bool(c.valid) for c in ks) / len(ks) if ks else math.nan}
+
+
 def step_validity(samples: list[Sample], verifier: Verifier) -> list[float]:
     """Share of a chain's checkable steps that are valid (NaN when no step can be checked)."""
-    out = []
-    for s in samples:
-        checks = [c for c in verifier.verify(s.steps, s.answer) if c.valid is not None]
-        out.append(sum(c.valid for c in checks) / len(checks) if checks else math.nan)
-    return out
+    return [chain_metrics(verifier.verify(s.steps, s.answer))["validity"] for s in samples]
 
 
 def chain_valid(samples: list[Sample], verifier: Verifier) -> list[float]:
     """1.0 when the chain has steps and every one is a valid known fact or correct arithmetic."""
-    out = []
-    for s in samples:
-        checks = verifier.verify(s.steps, s.answer)
-        out.append(1.0 if checks and all(c.valid for c in checks) else 0.0)
-    return out
+    return [chain_metrics(verifier.verify(s.steps, s.answer))["chain_valid"] for s in samples]
 
 
 def knowledge_index(samples: list[Sample], verifier: Verifier) -> list[float]:
     """Share of knowledge steps that state a true fact (NaN when a chain has no knowledge step)."""
-    out = []
-    for s in samples:
-        ks = [c for c in verifier.verify(s.steps, s.answer) if c.kind == "knowledge"]
-        out.append(sum(bool(c.valid) for c in ks) / len(ks) if ks else math.nan)
-    return out
+    return [chain_metrics(verifier.verify(s.steps, s.answer))["ki"] for s in samples]
 
 
 def mean(xs: list[float]) -> float:

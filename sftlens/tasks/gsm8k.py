@@ -9,7 +9,6 @@ evaluator (no ``eval``).
 from __future__ import annotations
 
 import ast
-import json
 import operator
 import re
 from pathlib import Path

@@ -22,11 +22,12 @@ Nothing here imports a model.
 from __future__ import annotations
 
 import itertools
+import json
 import random
 import re
 from dataclasses import asdict, dataclass, field
 
-from ..data.record import Example
+from ..data.record import Example, RecordError
 from .base import StepCheck
 
 ITEM_NAMES = [
@@ -272,6 +273,36 @@ class ShopWorld:
         """Serializable description: config, facts and held-out pairs."""
         return {"config": asdict(self.config), "facts": self.facts,
                 "heldout_pairs": sorted(list(p) for p in self.heldout_pairs)}
+
+
+def load_world(path) -> ShopWorld:
+    """Rebuild a world from the ``world.json`` the lab writes (:meth:`ShopWorld.to_dict`).
+
+    The world is regenerated from its config (same seed, same facts) and checked against the saved
+    facts; a mismatch means the file was edited or made by another version, and is refused.
+    Errors are :class:`RecordError` naming the file and the field.
+    """
+    from pathlib import Path
+
+    path = Path(path)
+    try:
+        d = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise RecordError(f"{path}: no such world file (the lab writes it to DIR/data/world.json)") from None
+    except json.JSONDecodeError as e:
+        raise RecordError(f"{path}:{e.lineno}: not valid JSON ({e.msg})") from None
+    if not isinstance(d, dict) or not isinstance(d.get("config"), dict):
+        raise RecordError(f"{path}: field 'config': missing (expected ShopWorld.to_dict() output)")
+    try:
+        known = ShopConfig.__dataclass_fields__
+        cfg = ShopConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in d["config"].items() if k in known})
+        world = ShopWorld(cfg)
+    except (TypeError, ValueError) as e:
+        raise RecordError(f"{path}: field 'config': {e}") from None
+    if "facts" in d and d["facts"] != world.facts:
+        raise RecordError(f"{path}: field 'facts': do not match the world rebuilt from its config "
+                          f"(seed {cfg.seed}); the file was edited or made by another sftlens version")
+    return world
 
 
 def corrupt_step(world: ShopWorld, step: str, rng: random.Random) -> str:

@@ -31,10 +31,9 @@ class SFTSettings:
     seed: int = 0
 
 
-def to_prompt_completion(examples: list[Example], eos_token: str) -> dict[str, list[str]]:
-    """Columns ``prompt`` and ``completion`` (completion ends with ``eos_token``)."""
-    return {"prompt": [prompt_text(e) for e in examples],
-            "completion": [completion_text(e) + eos_token for e in examples]}
+def to_prompt_completion(examples: list[Example]) -> dict[str, list[str]]:
+    """TRL's prompt-completion columns (TRL appends the EOS token to each completion itself)."""
+    return {"prompt": [prompt_text(e) for e in examples], "completion": [completion_text(e) for e in examples]}
 
 
 def sft(model, tokenizer, examples: list[Example], settings: SFTSettings,
@@ -51,7 +50,7 @@ def sft(model, tokenizer, examples: list[Example], settings: SFTSettings,
 
     if not examples:
         raise ValueError("sft: no training examples")
-    cols = to_prompt_completion(examples, "")  # TRL appends EOS to the completion itself
+    cols = to_prompt_completion(examples)
     ds = Dataset.from_dict(cols)
     peft_config = None
     if settings.lora:
