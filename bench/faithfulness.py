@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from sftlens.data.format import completion_text, prompt_text
+    from sftlens.core.format import completion_text, prompt_text
     from sftlens.metrics import faithfulness as F
     from sftlens.metrics.reasoning import make_sample
     from sftlens.models.lm import lm_from_model

@@ -10,7 +10,7 @@ import time
 
 import torch
 
-from sftlens.data.format import completion_text, prompt_text
+from sftlens.core.format import completion_text, prompt_text
 from sftlens.metrics.infogain import prefix_scores, prefix_scores_naive
 from sftlens.models.tiny import build_tokenizer, make_model
 from sftlens.tasks.shop import ShopConfig, ShopWorld

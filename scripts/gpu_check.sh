@@ -8,7 +8,7 @@ export PYTHONPATH=$PWD PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1
 python3 -c "import torch, transformers; print('torch', torch.__version__, 'transformers', transformers.__version__, torch.cuda.get_device_name())"
 python3 - <<'PY'
 import time, torch
-from sftlens.data.record import read_jsonl
+from sftlens.core.record import read_jsonl
 from sftlens.metrics.infogain import prefix_scores, prefix_scores_naive
 from sftlens.models.lm import load_lm
 exs = read_jsonl("runs/quick/data/test.jsonl")[:40]

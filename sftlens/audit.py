@@ -32,8 +32,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from .data.format import prompt_text
-from .data.record import (Example, RecordError, Sample, atomic_write_json, iter_dicts,
+from .core.format import prompt_text
+from .core.record import (Example, RecordError, Sample, atomic_write_json, iter_dicts,
                           write_jsonl)
 from .metrics.reasoning import make_sample
 from .metrics.stats import Estimate, bootstrap_mean, mcnemar, paired_difference, unpaired_difference
@@ -69,7 +69,7 @@ FAITH_METRICS: dict[str, tuple[str, str]] = {
 
 
 def _user_error(msg: str) -> Exception:
-    from .cli import UserError
+    from .core.errors import UserError
 
     return UserError(msg)
 
@@ -889,7 +889,7 @@ def load_saved(out: str | os.PathLike) -> tuple[dict, list[dict], list[dict]]:
 
 def write_report(out: str | os.PathLike) -> tuple[Path, Path]:
     """Render ``report.html`` and ``report.md`` from the saved results (no model needed)."""
-    from .data.record import atomic_write_text
+    from .core.record import atomic_write_text
     from .report.html import render_html, render_markdown
     from .report.plots import make_plots
 

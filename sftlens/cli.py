@@ -11,13 +11,9 @@ import argparse
 import importlib
 import sys
 
-from .data.record import RecordError
+from .core.errors import SftlensError
 
 COMMANDS = ["lab", "audit", "data", "train", "report"]
-
-
-class UserError(Exception):
-    """An error caused by the user's input; printed without a traceback."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -40,8 +36,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``sftlens`` console script."""
-    from .models.errors import ModelLoadError
-
     import os
 
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
@@ -50,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (RecordError, ModelLoadError, UserError, FileNotFoundError) as e:
+    except (SftlensError, FileNotFoundError) as e:
         print(f"sftlens {args.command}: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -1,7 +1,7 @@
 """The audit core shared by ``sftlens lab`` and ``sftlens audit``: generate, then score.
 
 Generation and scoring are separate stages. :func:`generate_samples` turns a model and examples into
-:class:`~sftlens.data.record.Sample` records; :func:`score_samples` adds per-sample metrics
+:class:`~sftlens.core.record.Sample` records; :func:`score_samples` adds per-sample metrics
 (accuracy, step validity, Knowledge Index, information gain scored by a fixed *scorer* model).
 Per-sample rows are what every aggregate, interval and report is computed from.
 """
@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Callable
 
-from .data.format import prompt_text
-from .data.record import Example, Sample
+from .core.format import prompt_text
+from .core.record import Example, Sample
 from .metrics.infogain import prefix_scores
 from .metrics.reasoning import chain_metrics, make_sample
 from .models.lm import LM

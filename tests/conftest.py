@@ -21,7 +21,7 @@ def world_splits():
 @pytest.fixture(scope="session")
 def tiny_saved(tmp_path_factory, world_splits):
     """A nano Llama + word tokenizer for the shop world, saved with save_pretrained."""
-    from sftlens.data.format import completion_text, prompt_text
+    from sftlens.core.format import completion_text, prompt_text
     from sftlens.models.tiny import build_tokenizer, make_model
 
     w, sp = world_splits

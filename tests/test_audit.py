@@ -10,8 +10,8 @@ import pytest
 
 from sftlens import audit as A
 from sftlens.cli import main
-from sftlens.data.format import completion_text, prompt_text
-from sftlens.data.record import atomic_write_json, write_jsonl
+from sftlens.core.format import completion_text, prompt_text
+from sftlens.core.record import atomic_write_json, write_jsonl
 from sftlens.models import lm as lm_mod
 from sftlens.models.tiny import build_tokenizer, make_model
 from sftlens.tasks.gsm8k import load_gsm8k

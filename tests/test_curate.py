@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from sftlens.cli import main
 from sftlens.data.curate import CurateConfig, curate, k_center, load_world, random_subset, tfidf_vectors
 from sftlens.data.ops import corrupt_steps, label_noise
-from sftlens.data.record import Example, atomic_write_json, read_jsonl, write_jsonl
+from sftlens.core.record import Example, atomic_write_json, read_jsonl, write_jsonl
 from sftlens.lab.c3 import analyze_c3, c3_training_sets, output_space_baseline
 from sftlens.lab.c10 import analyze_c10, c10_training_sets
 from sftlens.tasks.shop import ShopConfig, ShopWorld, make_splits
@@ -189,7 +189,7 @@ def test_analyze_c10_verdicts():
 
 
 def test_hidden_state_diversity_with_a_tiny_model(shop):
-    from sftlens.data.format import completion_text, prompt_text
+    from sftlens.core.format import completion_text, prompt_text
     from sftlens.models.lm import lm_from_model
     from sftlens.models.tiny import build_tokenizer, make_model
 

@@ -8,7 +8,7 @@ import pytest
 
 from sftlens.cli import main
 from sftlens.data.difficulty import BandThresholds, band, pass_rates
-from sftlens.data.record import Example, read_jsonl, write_jsonl
+from sftlens.core.record import Example, read_jsonl, write_jsonl
 from sftlens.tasks.shop import ShopConfig, ShopWorld, make_splits
 
 
@@ -66,7 +66,7 @@ def test_corrupt_single_options_compose_and_are_seeded(tmp_path, train_file, sho
 
 
 def test_corrupt_with_world_is_task_aware(tmp_path, train_file, shop):
-    from sftlens.data.record import atomic_write_json
+    from sftlens.core.record import atomic_write_json
 
     w = shop[0]
     world = tmp_path / "world.json"
@@ -128,7 +128,7 @@ def test_pass_rates_replicate_prompts_k_times():
 
 
 def test_profile_on_a_tiny_local_model(tmp_path, shop, capsys):
-    from sftlens.data.format import completion_text, prompt_text
+    from sftlens.core.format import completion_text, prompt_text
     from sftlens.models.tiny import build_tokenizer, make_model
 
     sp = shop[1]

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from sftlens.data import ops
 from sftlens.data.loaders import load_examples
-from sftlens.data.record import Example, RecordError
+from sftlens.core.record import Example, RecordError
 from sftlens.data.recipe import apply_recipe, load_recipe, parse_recipe
 from sftlens.tasks.gsm8k import Gsm8kVerifier
 from sftlens.tasks.shop import TASKS, ShopConfig, ShopWorld, make_splits

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from sftlens.data.format import completion_text, forced_answer_prefix, last_number, prompt_text
-from sftlens.data.record import Example, atomic_write_json
+from sftlens.core.format import completion_text, forced_answer_prefix, last_number, prompt_text
+from sftlens.core.record import Example, atomic_write_json
 from sftlens.lab.c2 import analyze_c2, plot_early_curves
 from sftlens.metrics import faithfulness as F
 from sftlens.metrics.reasoning import make_sample
@@ -231,7 +231,7 @@ def test_battery_rules_on_hand_built_models(monkeypatch, shop):
 
 
 def test_analyze_c2_needs_base():
-    from sftlens.cli import UserError
+    from sftlens.core.errors import UserError
 
     with pytest.raises(UserError, match="base"):
         analyze_c2({"correct": [{"id": "1", "aoc": 0.0}]})

@@ -1,7 +1,7 @@
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from sftlens.data.format import completion_text, prompt_text
+from sftlens.core.format import completion_text, prompt_text
 from sftlens.models.lm import ModelLoadError, load_lm
 
 

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from sftlens.data.record import Example, RecordError, read_jsonl, write_jsonl
+from sftlens.core.record import Example, RecordError, read_jsonl, write_jsonl
 
 
 def _write(tmp_path, lines):

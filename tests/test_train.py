@@ -6,7 +6,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from sftlens.cli import main
-from sftlens.data.record import write_jsonl
+from sftlens.core.record import write_jsonl
 from sftlens.models.lm import load_lm
 from sftlens.train.sft import SFTSettings, sft
 

@@ -61,7 +61,7 @@ def add_parser(sub) -> None:
 def run(args) -> int:
     """Run the audit and print the verdict and the report paths."""
     from ..audit import AuditSpec, audit_predictions, run_audit
-    from ..cli import UserError
+    from ..core.errors import UserError
 
     if args.predictions:
         if args.base or args.tuned or args.adapter or args.data:

@@ -46,7 +46,7 @@ def _add_source_options(p: argparse.ArgumentParser) -> None:
 
 
 def _load(args, require_steps: bool = False):
-    from ..cli import UserError
+    from ..core.errors import UserError
     from ..data.loaders import load_examples
 
     if args.limit is not None and args.limit < 1:
@@ -58,7 +58,7 @@ def _load(args, require_steps: bool = False):
 
 
 def _check_out(args) -> None:
-    from ..cli import UserError
+    from ..core.errors import UserError
 
     if Path(args.output).is_dir():
         raise UserError(f"{args.output}: is a folder; give the output JSONL file name")
@@ -156,7 +156,7 @@ def add_parser(sub) -> None:
 
 
 def _single_op_steps(args) -> list[tuple[str, dict]]:
-    from ..cli import UserError
+    from ..core.errors import UserError
 
     steps: list[tuple[str, dict]] = []
     if args.instructions and args.instructions != "keep":
@@ -177,11 +177,11 @@ def _single_op_steps(args) -> list[tuple[str, dict]]:
 
 def run_corrupt(args: argparse.Namespace) -> int:
     """``sftlens data corrupt``."""
-    from ..cli import UserError
+    from ..core.errors import UserError
     from ..data.curate import load_world
     from ..data.ops import OpError
     from ..data.recipe import Recipe, RecipeStep, apply_recipe, load_recipe
-    from ..data.record import write_jsonl
+    from ..core.record import write_jsonl
 
     single = _single_op_steps(args)
     if args.recipe and single:
@@ -212,7 +212,7 @@ def run_corrupt(args: argparse.Namespace) -> int:
 
 def run_convert(args: argparse.Namespace) -> int:
     """``sftlens data convert``."""
-    from ..data.record import write_jsonl
+    from ..core.record import write_jsonl
 
     _check_out(args)
     examples = _load(args)
@@ -226,9 +226,9 @@ def run_profile(args: argparse.Namespace) -> int:
     """``sftlens data profile``."""
     from rich.progress import Progress
 
-    from ..cli import UserError
+    from ..core.errors import UserError
     from ..data.difficulty import BandThresholds, band_counts, profile
-    from ..data.record import write_jsonl
+    from ..core.record import write_jsonl
     from ..models.lm import load_lm
 
     if args.k < 1:
@@ -273,9 +273,9 @@ def run_curate(args: argparse.Namespace) -> int:
     """``sftlens data curate``."""
     from rich.progress import Progress
 
-    from ..cli import UserError
+    from ..core.errors import UserError
     from ..data.curate import CurateConfig, curate, load_world
-    from ..data.record import atomic_write_json, write_jsonl
+    from ..core.record import atomic_write_json, write_jsonl
 
     if args.diversity == "hidden" and not args.model:
         raise UserError("--diversity hidden needs --model PATH")

@@ -21,7 +21,7 @@ def add_parser(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from ..cli import UserError
+    from ..core.errors import UserError
     from ..lab.runner import LabConfigMismatch, run_lab
 
     console = None if args.quiet else Console()

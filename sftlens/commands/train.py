@@ -31,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from ..data.loaders import load_examples
-    from ..data.record import atomic_write_json
+    from ..core.record import atomic_write_json
     from ..lab.runner import quiet_libraries
     from ..models.lm import load_lm
     from ..train.sft import SFTSettings, sft

@@ -30,7 +30,7 @@ from typing import Callable
 
 import numpy as np
 
-from .record import Example
+from ..core.record import Example
 
 REASONS = ("no_answer", "length", "invalid_steps", "answer_mismatch", "duplicate")
 DIVERSITY = ("tfidf", "hidden", "none")
@@ -249,7 +249,7 @@ def curate(examples: list[Example], config: CurateConfig, world=None, lm=None,
         else:
             if lm is None:
                 raise ValueError("diversity 'hidden' needs a model (--model PATH)")
-            from .format import prompt_text
+            from ..core.format import prompt_text
 
             X = hidden_vectors(lm, [prompt_text(examples[i]) for i in passing])
         sel, radii = k_center(X, k, seed=config.seed)

@@ -12,8 +12,8 @@ import copy
 from dataclasses import dataclass
 from typing import Callable
 
-from .format import normalize_answer, parse_completion, prompt_text
-from .record import Example
+from ..core.format import normalize_answer, parse_completion, prompt_text
+from ..core.record import Example
 
 BANDS = ("too_easy", "learnable", "too_hard")
 

@@ -2,7 +2,7 @@
 
 :func:`load_examples` reads
 
-- our JSONL (:func:`~sftlens.data.record.read_jsonl`: ``id``, ``question``, ``steps``, ``answer``...);
+- our JSONL (:func:`~sftlens.core.record.read_jsonl`: ``id``, ``question``, ``steps``, ``answer``...);
 - GSM8K format (``question`` and ``answer`` strings, the answer ending in ``#### N``), through
   :func:`~sftlens.tasks.gsm8k.load_gsm8k`;
 - any JSONL with a field mapping (``question_field``, ``answer_field``, and ``steps_field`` or a
@@ -10,7 +10,7 @@
 - a Hugging Face dataset name (``owner/name`` or ``owner/name:config``) when the path does not exist
   and the machine is online (``datasets.load_dataset``).
 
-Bad input raises :class:`~sftlens.data.record.RecordError` as ``FILE:LINE: field 'x': ...`` on the
+Bad input raises :class:`~sftlens.core.record.RecordError` as ``FILE:LINE: field 'x': ...`` on the
 first bad record, before anything is written.
 """
 
@@ -22,8 +22,8 @@ import re
 from pathlib import Path
 from typing import Any, Iterable
 
-from .format import normalize_answer
-from .record import Example, RecordError, iter_dicts, read_jsonl
+from ..core.format import normalize_answer
+from ..core.record import Example, RecordError, iter_dicts, read_jsonl
 
 FORMATS = ("auto", "sftlens", "gsm8k", "fields", "hf")
 _OUR_FIELDS = {"id", "task", "instruction", "question", "steps", "answer", "meta"}

@@ -23,13 +23,10 @@ import random
 import re
 from typing import Callable
 
-from .record import Example
+from ..core.errors import OpError
+from ..core.record import Example
 
 Corrupter = Callable[[str, random.Random], str]
-
-
-class OpError(ValueError):
-    """An operator that cannot run on the given data or parameters; the message says why."""
 
 
 def _mark(ex: Example, op: str, **info) -> Example:

@@ -12,7 +12,7 @@ A recipe is a seed and a list of steps, each ``{op: NAME, ...params}`` (the name
         p: 0.1
 
 Step ``i`` runs with seed ``seed + i`` unless it sets its own ``seed``. A bad recipe raises
-:class:`~sftlens.data.record.RecordError` as ``FILE:LINE: field 'x': ...``.
+:class:`~sftlens.core.record.RecordError` as ``FILE:LINE: field 'x': ...``.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from .ops import OPS, OpError, apply_op, op_params
-from .record import Example, RecordError
+from ..core.record import Example, RecordError
 
 
 @dataclass
@@ -132,7 +132,7 @@ def apply_recipe(recipe: Recipe, examples: list[Example], context: dict | None =
     ``context`` supplies caller-side parameters such as ``{"world": world}``. Operator errors are
     re-raised as :class:`RecordError` naming the recipe line.
 
-    >>> from sftlens.data.record import Example
+    >>> from sftlens.core.record import Example
     >>> exs = [Example(id=str(i), task="t", question=f"q{i}", steps=[f"s{i}"], answer=str(i)) for i in range(4)]
     >>> out = apply_recipe(parse_recipe([{"op": "swap_traces"}, {"op": "drop_traces"}]), exs)
     >>> [len(e.steps) for e in out], [o["op"] for o in out[0].meta["ops"]]

@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 
 from ..data.curate import CurateConfig, curate, random_subset
-from ..data.record import Example
+from ..core.record import Example
 from ..metrics.stats import Estimate, bootstrap_mean, mcnemar, paired_difference
 from .c3 import MARGIN, _check_aligned, _col, _effect, equivalence, needed_n
 

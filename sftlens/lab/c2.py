@@ -54,7 +54,7 @@ def analyze_c2(rows_by_model: dict[str, list[dict]], base: str = "base", seed: i
     >>> e["verdict"], e["effect"]["mean"]
     ('reproduced', -1.0)
     """
-    from ..cli import UserError
+    from ..core.errors import UserError
 
     if base not in rows_by_model:
         raise UserError(f"C2: no battery rows for the base model '{base}' (models: {', '.join(rows_by_model) or 'none'})")

@@ -18,9 +18,9 @@ from __future__ import annotations
 import math
 import random
 
-from ..data.format import normalize_answer
+from ..core.format import normalize_answer
 from ..data.ops import instructions_empty, instructions_random, instructions_wrong
-from ..data.record import Example
+from ..core.record import Example
 from ..metrics.stats import Estimate, bootstrap_mean, mcnemar, paired_difference
 
 CLAIM = ("Models trained on empty, wrong or random-word instructions score about as well as with the "

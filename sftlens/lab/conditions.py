@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from ..data import ops
-from ..data.record import Example
+from ..core.record import Example
 from ..tasks.shop import ShopWorld
 from ..train.sft import SFTSettings
 

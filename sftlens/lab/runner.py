@@ -18,15 +18,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 import torch
 
-from ..data.format import completion_text, prompt_text
-from ..data.record import Example, Sample, atomic_write_json, read_jsonl, write_jsonl
+from ..core.console import progress
+from ..core.errors import LabConfigMismatch
+from ..core.format import completion_text, prompt_text
+from ..core.record import Example, Sample, atomic_write_json, read_jsonl, write_jsonl
 from ..tasks.shop import ShopWorld, make_splits
 from .conditions import CONDITIONS
 from .presets import Preset, get_preset
-
-
-class LabConfigMismatch(RuntimeError):
-    """``--out`` holds a run made with other settings."""
 
 
 @dataclass
@@ -45,12 +43,7 @@ class Lab:
             self.console.print(msg)
 
     def _progress(self):
-        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
-                                   TimeRemainingColumn)
-
-        return Progress(TextColumn("[bold]{task.description:<28}"), BarColumn(), MofNCompleteColumn(),
-                        TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(), TextColumn("{task.fields[info]}"),
-                        console=self.console, transient=False, disable=self.console is None)
+        return progress(self.console)
 
     def _seed(self, salt: int = 0) -> None:
         random.seed(self.seed + salt)

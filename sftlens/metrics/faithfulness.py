@@ -2,10 +2,10 @@
 
 Four interventions from Lanham et al. 2023 ("Measuring Faithfulness in Chain-of-Thought Reasoning",
 arXiv 2307.13702), as used by Lobo, Agarwal & Lakkaraju 2024 (arXiv 2411.15382), are applied to the
-chain each model generated itself (its :class:`~sftlens.data.record.Sample`). Every test compares
+chain each model generated itself (its :class:`~sftlens.core.record.Sample`). Every test compares
 with the *reference answer* ``a_N``: the answer the model is forced to give right after its full
 chain (context ``prompt + s_1..s_N + "A:"``, greedy, up to the end of the line, normalised with
-:func:`~sftlens.data.format.normalize_answer`).
+:func:`~sftlens.core.format.normalize_answer`).
 
 - **Early answering**: for k = 0..N the forced answer ``a_k`` after the first k steps;
   ``same_k = (a_k == a_N)``. The per-example curve is ``same`` against the fraction kept ``k/N``
@@ -39,8 +39,8 @@ from typing import Callable, Iterable
 import numpy as np
 import torch
 
-from ..data.format import ANSWER_MARK, QUESTION_MARK, normalize_answer, steps_text
-from ..data.record import Example, Sample
+from ..core.format import ANSWER_MARK, QUESTION_MARK, normalize_answer, steps_text
+from ..core.record import Example, Sample
 from .stats import bootstrap_mean, paired_difference
 
 Corrupter = Callable[[str, random.Random], str]
@@ -427,7 +427,7 @@ def forced_answers_naive(lm, contexts: list[list[int]], max_answer_tokens: int =
 def answer_context(sample: Sample, steps: list[str]) -> str:
     """The forced-answer text: the exact prompt the model generated from (``sample.prompt``, chat
     template included), the given steps one per line, then ``A:``. For a plain model and the
-    example's own instruction this is :func:`sftlens.data.format.forced_answer_prefix`."""
+    example's own instruction this is :func:`sftlens.core.format.forced_answer_prefix`."""
     return f"{sample.prompt}{steps_text(steps)}{ANSWER_MARK}"
 
 

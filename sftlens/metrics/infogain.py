@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 
 import torch
 
-from ..data.format import ANSWER_MARK, prompt_text, steps_text
-from ..data.record import Example
+from ..core.format import ANSWER_MARK, prompt_text, steps_text
+from ..core.record import Example
 
 
 @dataclass

@@ -1,6 +1,6 @@
 """Per-sample reasoning metrics: accuracy, step validity and the Knowledge Index.
 
-Batch in, batch out: each function takes a list of :class:`~sftlens.data.record.Sample` and returns
+Batch in, batch out: each function takes a list of :class:`~sftlens.core.record.Sample` and returns
 one value per sample (NaN where it does not apply, e.g. validity of a chain without steps), so a
 caller can average, bootstrap or pair them.
 """
@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import math
 
-from ..data.format import last_number, normalize_answer, parse_completion
-from ..data.record import Example, Sample
+from ..core.format import last_number, normalize_answer, parse_completion
+from ..core.record import Example, Sample
 from ..tasks.base import StepCheck, Verifier
 
 

@@ -18,7 +18,7 @@ from typing import Any
 import torch
 
 
-from .errors import ModelLoadError  # noqa: F401  (re-exported)
+from ..core.errors import ModelLoadError  # noqa: F401  (re-exported)
 
 
 def pick_device(device: str | None = None) -> torch.device:

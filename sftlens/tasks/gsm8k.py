@@ -13,8 +13,8 @@ import operator
 import re
 from pathlib import Path
 
-from ..data.format import normalize_answer
-from ..data.record import Example, RecordError, iter_dicts
+from ..core.format import normalize_answer
+from ..core.record import Example, RecordError, iter_dicts
 from .base import StepCheck
 
 INSTRUCTION = "Solve the math word problem step by step."

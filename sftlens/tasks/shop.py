@@ -27,7 +27,7 @@ import random
 import re
 from dataclasses import asdict, dataclass, field
 
-from ..data.record import Example, RecordError
+from ..core.record import Example, RecordError
 from .base import StepCheck
 
 ITEM_NAMES = [

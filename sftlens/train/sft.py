@@ -12,8 +12,8 @@ import warnings
 from dataclasses import dataclass
 from typing import Callable
 
-from ..data.format import completion_text, prompt_text
-from ..data.record import Example
+from ..core.format import completion_text, prompt_text
+from ..core.record import Example
 
 
 @dataclass

@@ -18,9 +18,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
-
-class RecordError(ValueError):
-    """A record or a JSONL line that does not fit the schema; the message says where and why."""
+from .errors import RecordError
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""How an :class:`~sftlens.data.record.Example` becomes text, and how generated text becomes steps.
+"""How an :class:`~sftlens.core.record.Example` becomes text, and how generated text becomes steps.
 
 One format for every task, kept deliberately plain so that tiny models can learn it::
 
