@@ -14,8 +14,8 @@ from sftlens.cli import main
 from sftlens.data.curate import CurateConfig, curate, k_center, load_world, random_subset, tfidf_vectors
 from sftlens.data.ops import corrupt_steps, label_noise
 from sftlens.core.record import Example, atomic_write_json, read_jsonl, write_jsonl
-from sftlens.lab.c3 import analyze_c3, c3_training_sets, output_space_baseline
-from sftlens.lab.c10 import analyze_c10, c10_training_sets
+from sftlens.lab.claims.curation import compare_curation, curation_sets
+from sftlens.lab.claims.instructions import compare_instructions, instruction_sets, output_space_baseline
 from sftlens.tasks.shop import ShopConfig, ShopWorld, make_splits
 from sftlens.paths import GSM8K_DIR
 
@@ -113,10 +113,18 @@ def test_curate_cli_errors(tmp_path, capsys):
     assert not (tmp_path / "o.jsonl").exists()
 
 
+def _instructions(*args, **kwargs) -> dict:
+    return compare_instructions(*args, **kwargs).to_dict()
+
+
+def _curation(*args, **kwargs) -> dict:
+    return compare_curation(*args, **kwargs).to_dict()
+
+
 # ---- C3 ------------------------------------------------------------------------------------------
 def test_c3_training_sets_and_baseline(shop):
     _, sp = shop
-    sets = c3_training_sets(sp.train, seed=0)
+    sets = instruction_sets(sp.train, seed=0)
     assert set(sets) == {"instr_empty", "instr_wrong", "instr_random"}
     for name, rows in sets.items():
         assert [e.id for e in rows] == [e.id for e in sp.train]
@@ -143,26 +151,26 @@ def test_analyze_c3_verdicts():
     flip = lambda share, seed: np.where(np.random.default_rng(seed).random(600) < share, 1 - ref, ref)  # noqa: E731
     base = list((rng.random(600) < 0.1).astype(float))
     same = {"correct": _rows(ref), **{c: _rows(flip(0.01, i)) for i, c in enumerate(["instr_empty", "instr_wrong", "instr_random"])}}
-    r = analyze_c3(same, base, seed=0)
+    r = _instructions(same, base, seed=0)
     assert r["verdict"] == "reproduced" and set(r) >= {"claim", "rule", "effect", "per_condition", "per_model", "notes"}
     assert r["per_model"]["correct"]["vs_baseline"]["lo"] > 0
     worse = dict(same, instr_wrong=_rows(np.zeros(600)))
-    r = analyze_c3(worse, base, seed=0)
+    r = _instructions(worse, base, seed=0)
     assert r["verdict"] == "not reproduced" and "instr_wrong" in r["effect"]["name"] and r["effect"]["hi"] < -0.05
     small = {m: v[:30] for m, v in same.items()}
     small["instr_random"] = _rows(flip(0.3, 9)[:30])
-    r = analyze_c3(small, base[:30], seed=0)
+    r = _instructions(small, base[:30], seed=0)
     assert r["verdict"] == "inconclusive" and any("paired test examples" in n for n in r["notes"])
     with pytest.raises(ValueError, match="same test examples"):
-        analyze_c3({"correct": _rows(ref), "instr_empty": _rows(ref[:10])}, base)
+        _instructions({"correct": _rows(ref), "instr_empty": _rows(ref[:10])}, base)
 
 
 # ---- C10 -----------------------------------------------------------------------------------------
-def test_c10_training_sets(shop):
+def test_curation_sets(shop):
     w, sp = shop
-    sets = c10_training_sets(sp.train, w, k=12, seed=0)
+    sets = curation_sets(sp.train, w, k=12, seed=0)
     assert len(sets["curated_k"]) == len(sets["random_k"]) == 12
-    assert sets == c10_training_sets(sp.train, w, k=12, seed=0)
+    assert sets == curation_sets(sp.train, w, k=12, seed=0)
     ids = {e.id for e in sp.train}
     assert {e.id for e in sets["curated_k"]} <= ids and {e.id for e in sets["random_k"]} <= ids
 
@@ -176,15 +184,15 @@ def test_analyze_c10_verdicts():
     rnd = np.where(np.random.default_rng(3).random(800) < 0.3, 0.0, full)
     rows = lambda acc: [{"id": str(i), "correct": float(a), "ig_mean": g if i % 7 else math.nan}  # noqa: E731
                         for i, (a, g) in enumerate(zip(acc, ig))]
-    r = analyze_c10({"curated_k": rows(cur), "random_k": rows(rnd), "bulk": rows(full)})
+    r = _curation({"curated_k": rows(cur), "random_k": rows(rnd), "bulk": rows(full)})
     assert r["verdict"] == "reproduced"
     assert not math.isnan(r["per_model"]["curated_k"]["ig_mean"]["mean"])
     assert r["per_model"]["curated_k"]["ig_mean"]["n"] == sum(1 for i in range(800) if i % 7)
-    r = analyze_c10({"curated_k": rows(cur), "random_k": rows(flip(full, 0.01, 5)), "bulk": rows(full)})
+    r = _curation({"curated_k": rows(cur), "random_k": rows(flip(full, 0.01, 5)), "bulk": rows(full)})
     assert r["verdict"] == "not reproduced"  # random k is as good: curation is not why
-    r = analyze_c10({"curated_k": rows(np.zeros(800)), "random_k": rows(rnd), "bulk": rows(full)})
+    r = _curation({"curated_k": rows(np.zeros(800)), "random_k": rows(rnd), "bulk": rows(full)})
     assert r["verdict"] == "not reproduced" and r["effect"]["hi"] < -0.05
-    r = analyze_c10({"curated_k": rows(cur), "bulk": rows(full)})
+    r = _curation({"curated_k": rows(cur), "bulk": rows(full)})
     assert r["verdict"] == "inconclusive" and "random_k" in r["notes"][0]
 
 

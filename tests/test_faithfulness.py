@@ -13,7 +13,7 @@ import torch
 
 from sftlens.core.format import completion_text, forced_answer_prefix, last_number, prompt_text
 from sftlens.core.record import Example, atomic_write_json
-from sftlens.lab.c2 import analyze_c2, plot_early_curves
+from sftlens.lab.claims.faithfulness import compare_faithfulness, plot_early_curves
 from sftlens.metrics import faithfulness as F
 from sftlens.metrics.reasoning import make_sample
 from sftlens.models.lm import lm_from_model
@@ -222,19 +222,23 @@ def test_battery_rules_on_hand_built_models(monkeypatch, shop):
     s = F.summarize_battery(faithful)
     assert s["aoc"]["mean"] == 1.0 and s["curve"]["mean"][0] == 0.0 and s["curve"]["mean"][-1] == 1.0
     # C2: the tuned ('correct') model ignores its chain, the base does not -> reproduced
-    entry = analyze_c2({"base": faithful, "correct": ignoring, "swapped": faithful})
+    entry = _faithfulness({"base": faithful, "correct": ignoring, "swapped": faithful})
     assert entry["verdict"] == "reproduced" and entry["effect"]["hi"] < 0
     assert entry["per_condition"]["swapped"]["verdict"] == "inconclusive"
-    assert analyze_c2({"base": ignoring, "correct": faithful})["verdict"] == "not reproduced"
+    assert _faithfulness({"base": ignoring, "correct": faithful})["verdict"] == "not reproduced"
     assert set(entry) >= {"claim", "verdict", "rule", "effect", "per_condition", "per_model", "notes"}
     json.dumps(entry)
+
+
+def _faithfulness(rows_by_model: dict) -> dict:
+    return compare_faithfulness(rows_by_model).to_dict()
 
 
 def test_analyze_c2_needs_base():
     from sftlens.core.errors import UserError
 
     with pytest.raises(UserError, match="base"):
-        analyze_c2({"correct": [{"id": "1", "aoc": 0.0}]})
+        _faithfulness({"correct": [{"id": "1", "aoc": 0.0}]})
 
 
 # ---- end to end on a tiny model with GSM8K-format examples ----------------------------------
@@ -268,7 +272,7 @@ def test_battery_end_to_end_gsm8k(gsm, trained_gsm, tmp_path):
     atomic_write_json(tmp_path / "rows.json", rows)
     png = plot_early_curves({"base": rows, "correct": again}, tmp_path / "early.png")
     assert png.exists() and png.read_bytes()[:4] == b"\x89PNG"
-    entry = analyze_c2({"base": rows, "correct": again})
+    entry = _faithfulness({"base": rows, "correct": again})
     assert entry["effect"]["mean"] == 0.0 and entry["verdict"] == "inconclusive"
 
 

@@ -6,16 +6,11 @@ runs (about ten minutes on two CPU cores, with effects large enough to read).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 from ..tasks.shop import ShopConfig
 from ..train.pretrain import PretrainConfig
 from ..train.sft import SFTSettings
-
-
-ALL_CONDITIONS = ["correct", "swapped", "answer_only",          # C1, C4, C8
-                  "instr_empty", "instr_wrong", "instr_random",  # C3
-                  "bulk", "curated_k", "random_k"]               # C10
 
 
 @dataclass
@@ -33,7 +28,7 @@ class Preset:
     size: str
     pretrain: PretrainConfig
     sft: SFTSettings
-    conditions: list[str] = field(default_factory=lambda: list(ALL_CONDITIONS))
+    claims: list[str] | None = None   # claim ids to test (None: every registered claim); they pick the conditions
     c10_k: int = 1000           # size of the curated / random subsets (C10)
     faith_n: int = 150          # test problems the faithfulness battery (C2) runs on, per model
     max_new_tokens: int = 96

@@ -23,6 +23,7 @@ from ..core.errors import LabConfigMismatch
 from ..core.format import completion_text, prompt_text
 from ..core.record import Example, Sample, atomic_write_json, read_jsonl, write_jsonl
 from ..tasks.shop import ShopWorld, make_splits
+from .claims import analyze_run, selected_claims
 from .conditions import CONDITIONS
 from .presets import Preset, get_preset
 
@@ -62,6 +63,19 @@ class Lab:
 
     def model_dir(self, name: str) -> Path:
         return self.out / "models" / name
+
+    @property
+    def bootstrap(self) -> int:
+        return self.preset.bootstrap
+
+    def claims(self) -> dict:
+        """The claims this run tests (the preset's, default all registered)."""
+        return selected_claims(self.preset.claims)
+
+    def conditions(self) -> list[str]:
+        """The data conditions the run's claims need, in registration order."""
+        wanted = {c for claim in self.claims().values() for c in claim.conditions}
+        return [c for c in CONDITIONS if c in wanted]
 
     # ---- config ----------------------------------------------------------------------------
     def check_config(self) -> None:
@@ -156,7 +170,7 @@ class Lab:
         every = [e for n in ["pretrain", "train", "test", "facts"] + [f"variant_{v}" for v in self.variant_names()]
                  for e in self.load(n)]
         corpus = [prompt_text(e) + completion_text(e) for e in every] + w.fact_corpus()
-        for c in p.conditions:  # condition sets may bring new words (e.g. random instructions)
+        for c in self.conditions():  # condition sets may bring new words (e.g. random instructions)
             corpus += [prompt_text(e) + completion_text(e) for e in self.training_set(c)]
         tok = build_tokenizer(corpus, extra_words=w.items)
         texts = (w.fact_corpus() * p.fact_repeats
@@ -266,6 +280,13 @@ class Lab:
         write_jsonl(path, rows)
         self._time(f"faithfulness_{model_name}", t0)
 
+    def has_faithfulness(self, model: str) -> bool:
+        return self.eval_path(model, "faithfulness").exists()
+
+    def model_info(self, model: str) -> dict:
+        """What ``models/<model>/sftlens.json`` says of how the model was made."""
+        return json.loads((self.model_dir(model) / "sftlens.json").read_text())
+
     def faith_rows(self, model: str) -> list[dict]:
         """Battery rows of a finished faithfulness stage."""
         with open(self.eval_path(model, "faithfulness"), encoding="utf-8") as f:
@@ -283,20 +304,19 @@ class Lab:
 
     # ---- the whole run -------------------------------------------------------------------------
     def models(self) -> list[str]:
-        return ["base"] + list(self.preset.conditions)
+        return ["base"] + self.conditions()
 
     def run(self) -> dict:
         """Run (or resume) every stage; returns the results dict also written to ``results.json``."""
         from ..models.lm import load_lm
-        from ..report.lab_report import write_report
-        from .claims import analyze
+        from .report import write_report
 
         quiet_libraries()
         t_all = time.time()
         self.check_config()
         self.stage_data()
         self.stage_base()
-        for c in self.preset.conditions:
+        for c in self.conditions():
             self.stage_sft(c)
         scorer = None
         for m in self.models():
@@ -309,7 +329,7 @@ class Lab:
         for m in self.models():
             self.stage_faithfulness(m)
         t0 = time.time()
-        results = analyze(self)
+        results = analyze_run(self, self.claims())
         atomic_write_json(self.out / "results.json", results)
         write_report(self, results)
         self._time("claims_and_report", t0)

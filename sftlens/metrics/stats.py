@@ -22,12 +22,26 @@ class Estimate:
     hi: float
     n: int
 
+    @classmethod
+    def nan(cls, n: int = 0) -> "Estimate":
+        """The estimate of nothing: every number NaN (a report prints "n/a")."""
+        return cls(math.nan, math.nan, math.nan, n)
+
     def excludes_zero(self) -> bool:
         """True when the whole interval lies on one side of zero."""
         return (self.lo > 0 or self.hi < 0) and not math.isnan(self.lo)
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def column(rows: list[dict], key: str) -> list[float]:
+    """One metric across per-example rows as floats; a missing or ``None`` value becomes NaN.
+
+    >>> column([{"a": 1}, {"a": None}, {}], "a")
+    [1.0, nan, nan]
+    """
+    return [math.nan if r.get(key) is None else float(r[key]) for r in rows]
 
 
 def _clean(x) -> np.ndarray:

@@ -1,0 +1,52 @@
+"""The lab's claims: one file per claim, each registering a :class:`Claim` in :data:`CLAIMS`.
+
+========  ==========================  ================================================
+id        file                        what it tests
+========  ==========================  ================================================
+C1        ``accuracy_trap.py``        accuracy up, information gain of steps down
+C2        ``faithfulness.py``         answers depend less on the chain after SFT
+C3        ``instructions.py``         wrong/empty/random instructions teach as well
+C4        ``swapped_traces.py``       other problems' traces teach as well
+C8        ``memorisation.py``         "N-1" variants collapse after SFT
+C10       ``curation.py``             a small curated set rivals the full pool
+========  ==========================  ================================================
+
+Adding a claim is one new file here (a ``Claim`` subclass under ``@register_claim``, registering
+any new data condition with ``register_condition``) and one import line below.
+"""
+
+from __future__ import annotations
+
+from ...metrics.stats import bootstrap_mean, column
+from . import accuracy_trap, faithfulness, swapped_traces, instructions, memorisation, curation  # noqa: F401,I001  (registers, in this order)
+from ._base import CLAIMS, Claim, ClaimResult, FinishedRun, model_summary, register_claim
+
+
+def selected_claims(ids: list[str] | None = None) -> dict[str, Claim]:
+    """The registered claims (all, or those named in ``ids``) in registration order."""
+    if ids is None:
+        return dict(CLAIMS)
+    unknown = [i for i in ids if i not in CLAIMS]
+    if unknown:
+        raise ValueError(f"unknown claim '{unknown[0]}' (valid: {', '.join(CLAIMS)})")
+    return {i: c for i, c in CLAIMS.items() if i in ids}
+
+
+def analyze_run(run, claims: dict[str, Claim] | None = None) -> dict:
+    """Every claim's result for a finished run, with a summary of each model: the ``results.json`` content."""
+    seed, n = run.seed, run.bootstrap
+    models = {}
+    for m in run.models():
+        models[m] = {"info": run.model_info(m), "accuracy": model_summary(run.rows(m, "test"), seed, n).get("correct"),
+                     "fact_probe_accuracy": bootstrap_mean(column(run.rows(m, "facts"), "correct"), seed=seed,
+                                                           n_resamples=n).to_dict()}
+    entries = {}
+    for cid, claim in (claims or CLAIMS).items():
+        result = claim.analyze(run)
+        if result is not None:
+            entries[cid] = result.to_dict()
+    return {"sftlens_lab": 1, "preset": run.preset.name, "seed": seed, "models": models,
+            "claims": dict(sorted(entries.items(), key=lambda kv: int(kv[0][1:])))}
+
+
+__all__ = ["CLAIMS", "Claim", "ClaimResult", "FinishedRun", "analyze_run", "register_claim", "selected_claims"]

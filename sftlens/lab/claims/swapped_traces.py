@@ -1,0 +1,80 @@
+"""C4 — corrupted or swapped traces teach about as well as correct ones (Stechly et al. 2025,
+arXiv 2505.13775). Registers the ``swapped`` (another problem's trace, own answer) and
+``answer_only`` (no steps) conditions."""
+
+from __future__ import annotations
+
+from ...data import ops
+from ...metrics.stats import bootstrap_mean, column, paired_difference
+from ...report.format import md_table, pct, pts
+from ..conditions import Condition, register_condition
+from ._base import EQUIVALENCE_MARGIN, Claim, ClaimResult, FinishedRun, effect, one_line, register_claim
+
+register_condition(Condition("swapped", "each problem gets another problem's trace, its own answer",
+                             lambda train, world, seed, preset: ops.swap_traces(train, seed=seed)))
+register_condition(Condition("answer_only", "no steps: question, then the answer",
+                             lambda train, world, seed, preset: ops.drop_traces(train, seed=seed)))
+
+RULE = one_line(f"""Reproduced when the 95% interval of (swapped - correct) in-distribution accuracy lies
+    above -{EQUIVALENCE_MARGIN:.2f} (at most {EQUIVALENCE_MARGIN * 100:.0f} points worse, or better); not reproduced
+    when it lies entirely below -{EQUIVALENCE_MARGIN:.2f}; otherwise inconclusive — and inconclusive whenever SFT on
+    correct traces does not beat the base (interval above zero), since then there is no signal. Out-of-distribution
+    accuracy (all variant sets pooled) and step-by-step trace validity are reported alongside.""")
+
+
+@register_claim
+class SwappedTraces(Claim):
+    id = "C4"
+    title = "swapped traces"
+    conditions = ("correct", "swapped", "answer_only")
+    statement = ("Models trained on swapped (other problems') traces reach about the accuracy of models trained on "
+                 "correct traces.")
+
+    def analyze(self, run: FinishedRun) -> ClaimResult | None:
+        seed, n = run.seed, run.bootstrap
+        models = run.models()
+        if "swapped" not in models or "correct" not in models:
+            return None
+        rows = {m: run.rows(m, "test") for m in models}
+        ood_rows = {m: [r for v in run.variant_names() for r in run.rows(m, f"variant_{v}")] for m in models}
+        per_condition = {}
+        learned = paired_difference(column(rows["correct"], "correct"), column(rows["base"], "correct"), seed=seed,
+                                    n_resamples=n)
+        for m in [c for c in rows if c not in ("base", "correct")]:
+            d_in = paired_difference(column(rows[m], "correct"), column(rows["correct"], "correct"), seed=seed,
+                                     n_resamples=n)
+            d_ood = paired_difference(column(ood_rows[m], "correct"), column(ood_rows["correct"], "correct"),
+                                      seed=seed, n_resamples=n)
+            decision = ("reproduced" if d_in.lo > -EQUIVALENCE_MARGIN
+                        else "not reproduced" if d_in.hi < -EQUIVALENCE_MARGIN else "inconclusive")
+            if not learned.excludes_zero() or learned.mean <= 0:
+                decision = "inconclusive"  # correct traces taught nothing measurable: no signal to compare against
+            per_condition[m] = {"accuracy_diff_vs_correct": d_in.to_dict(),
+                                "ood_accuracy_diff_vs_correct": d_ood.to_dict(), "verdict": decision}
+
+        def mean(values: list[float]) -> dict:
+            return bootstrap_mean(values, seed=seed, n_resamples=n).to_dict()
+
+        per_model = {}
+        for m in rows:
+            valid, right = column(rows[m], "chain_valid"), column(rows[m], "correct")
+            per_model[m] = {"accuracy": mean(right), "ood_accuracy": mean(column(ood_rows[m], "correct")),
+                            "trace_valid": mean(valid),
+                            "trace_valid_when_correct": mean([v for v, c in zip(valid, right) if c == 1.0])}
+        return ClaimResult(
+            claim=self.statement, verdict=per_condition["swapped"]["verdict"], rule=RULE,
+            effect=effect("accuracy, swapped - correct (in distribution)",
+                          per_condition["swapped"]["accuracy_diff_vs_correct"]),
+            per_condition=per_condition, per_model=per_model,
+            extra={"correct_vs_base": learned.to_dict()},
+            notes=["Trace validity: every step is a true fact or correct arithmetic (the world's verifier)."])
+
+    def report_section(self, result: dict, plots: dict[str, str]) -> list[str]:
+        per_model, per_condition = result.get("per_model", {}), result.get("per_condition", {})
+        return [md_table(["model", "accuracy (in dist.)", "accuracy (variants)", "valid traces",
+                          "valid traces when right"],
+                         [[m, pct(s["accuracy"]), pct(s["ood_accuracy"]), pct(s["trace_valid"]),
+                           pct(s["trace_valid_when_correct"])] for m, s in per_model.items()]), "",
+                md_table(["condition", "vs correct (in dist.)", "vs correct (variants)", "verdict"],
+                         [[m, pts(d["accuracy_diff_vs_correct"]), pts(d["ood_accuracy_diff_vs_correct"]),
+                           d["verdict"]] for m, d in per_condition.items()]), ""]
