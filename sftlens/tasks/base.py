@@ -48,7 +48,8 @@ class Verifier(Protocol):
 
 class Task(Protocol):
     """One kind of data. Implementations take ``world`` (the shop's fact table; ignored by tasks
-    without one) in their constructor and set the three attributes there.
+    without one) in their constructor; ``corrupter`` and ``paraphraser`` may be attributes holding
+    a function or methods with the same signature.
 
     Attributes:
         name: the registry key (set by :func:`~sftlens.tasks.registry.register_task`).
