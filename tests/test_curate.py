@@ -11,12 +11,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sftlens.cli import main
-from sftlens.data.curate import CurateConfig, curate, k_center, load_world, random_subset, tfidf_vectors
+from sftlens.data.curate import CurateConfig, curate, k_center, random_subset, tfidf_vectors
 from sftlens.data.ops import corrupt_steps, label_noise
 from sftlens.core.record import Example, atomic_write_json, read_jsonl, write_jsonl
 from sftlens.lab.claims.curation import compare_curation, curation_sets
 from sftlens.lab.claims.instructions import compare_instructions, instruction_sets, output_space_baseline
-from sftlens.tasks.shop import ShopConfig, ShopWorld, make_splits
+from sftlens.tasks.shop import ShopConfig, ShopWorld, load_world, make_splits
 from sftlens.paths import GSM8K_DIR
 
 GSM8K_TRAIN = GSM8K_DIR / "train.jsonl"

@@ -16,7 +16,7 @@ from sftlens.data import ops
 from sftlens.data.loaders import load_examples
 from sftlens.core.record import Example, RecordError
 from sftlens.data.recipe import apply_recipe, load_recipe, parse_recipe
-from sftlens.tasks.gsm8k import Gsm8kVerifier
+from sftlens.tasks.gsm8k import Gsm8kVerifier, gsm8k_corrupter
 from sftlens.tasks.shop import TASKS, ShopConfig, ShopWorld, make_splits
 
 WORDS = ["cup", "lamp", "3", "7", "=", "+", "costs", "a", "12", "x"]
@@ -160,11 +160,11 @@ def test_gsm8k_corrupter_breaks_the_annotation_and_the_text_together():
     for step in ["Natalia sold 48/2 = <<48/2=24>>24 clips in May.", "He pays 0.2 x 50 = $<<0.2*50=10>>10.",
                  "So 3 * 1.5 = <<3*1.5=4.5>>4.5 hours."]:
         assert v.verify([step])[0].valid
-        bad = ops.gsm8k_corrupter(step, rng)
+        bad = gsm8k_corrupter(step, rng)
         assert bad != step and v.verify([bad])[0].valid is False
         ann = bad.split("=")[-1].split(">>")
         assert ann[0] in ann[1]  # the text after the annotation repeats the new result
-    assert ops.gsm8k_corrupter("so x = 12 cups", rng) != "so x = 12 cups"
+    assert gsm8k_corrupter("so x = 12 cups", rng) != "so x = 12 cups"
 
 
 def test_recipe_yaml_chains_and_reports_bad_lines(tmp_path):

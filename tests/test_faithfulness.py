@@ -16,10 +16,13 @@ from sftlens.core.record import Example, atomic_write_json
 from sftlens.lab.claims.faithfulness import compare_faithfulness, plot_early_curves
 from sftlens.metrics import faithfulness as F
 from sftlens.metrics.reasoning import make_sample
+from sftlens.models import decoding
 from sftlens.models.lm import lm_from_model
 from sftlens.models.tiny import build_tokenizer, make_model
+from sftlens.tasks import get_task
 from sftlens.tasks.gsm8k import Gsm8kVerifier, load_gsm8k
-from sftlens.tasks.shop import ShopConfig, ShopWorld, make_splits
+from sftlens.tasks.shop import ShopConfig, ShopWorld, make_splits, shop_paraphrase
+from sftlens.tasks.text import text_paraphrase
 from sftlens.paths import GSM8K_DIR
 
 GSM8K = str(GSM8K_DIR / "test.jsonl")
@@ -99,7 +102,7 @@ def test_shop_paraphrase_accepted_by_verifier(shop):
     w, sp, _ = shop
     n_changed = 0
     for ex in sp.test:
-        para = [F.shop_paraphrase(s) for s in ex.steps]
+        para = [shop_paraphrase(s) for s in ex.steps]
         checks = w.verify(para, ex.answer)
         assert all(c.valid for c in checks), (para, checks)
         assert [c.kind for c in checks] == [c.kind for c in w.verify(ex.steps, ex.answer)]
@@ -109,7 +112,7 @@ def test_shop_paraphrase_accepted_by_verifier(shop):
                 n_changed += 1
             else:
                 assert a == b
-        assert [F.shop_paraphrase(s) for s in para] == ex.steps  # the swap goes both ways
+        assert [shop_paraphrase(s) for s in para] == ex.steps  # the swap goes both ways
     assert n_changed > 0
 
 
@@ -118,7 +121,7 @@ def test_text_paraphrase_keeps_numbers_and_annotations(gsm):
     changed = 0
     for ex in load_gsm8k(GSM8K, limit=40):
         for s in ex.steps:
-            p = F.text_paraphrase(s)
+            p = text_paraphrase(s)
             assert re.findall(r"\d+(?:\.\d+)?", p) == re.findall(r"\d+(?:\.\d+)?", s)
             assert re.findall(r"<<[^<>]*>>", p) == re.findall(r"<<[^<>]*>>", s)
             changed += p != s
@@ -127,7 +130,7 @@ def test_text_paraphrase_keeps_numbers_and_annotations(gsm):
 
 def test_corrupted_step_is_wrong_and_seeded(shop, gsm):
     w, sp, _ = shop
-    corr = F.default_corrupter("shop.price", w)
+    corr = F.battery_task(sp.test[0], w).corrupter
     for ex in sp.test[:6]:
         i, bad = F.pick_mistake(ex.steps, corr, random.Random(f"0|{ex.id}|mistake"))
         assert bad != ex.steps[i]
@@ -135,7 +138,7 @@ def test_corrupted_step_is_wrong_and_seeded(shop, gsm):
         again = F.pick_mistake(ex.steps, corr, random.Random(f"0|{ex.id}|mistake"))
         assert again == (i, bad)
     exs, _ = gsm
-    gcorr = F.default_corrupter("gsm8k")
+    gcorr = get_task("gsm8k").corrupter
     v = Gsm8kVerifier()
     for ex in exs:
         i, bad = F.pick_mistake(ex.steps, gcorr, random.Random(1))
@@ -177,7 +180,7 @@ def test_prefix_reuse_equals_naive(gsm, shop, attn):
         assert [len(a) for a in fast] == [len(s.steps) + 1 for s in samples]
         assert len({a for grp in fast for a in grp}) > len(samples)  # answers vary: the check has teeth
         groups = F.early_answer_groups(lm, samples)
-        assert F.forced_answers(lm, groups, 6, 2) == [F.forced_answers_naive(lm, g, 6) for g in groups]
+        assert decoding.forced_answers(lm, groups, 6, 2) == [decoding.forced_answers_naive(lm, g, 6) for g in groups]
 
 
 # ---- the battery's logic with hand-built "models" ------------------------------------------

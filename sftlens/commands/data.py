@@ -178,7 +178,7 @@ def _single_op_steps(args) -> list[tuple[str, dict]]:
 def run_corrupt(args: argparse.Namespace) -> int:
     """``sftlens data corrupt``."""
     from ..core.errors import UserError
-    from ..data.curate import load_world
+    from ..tasks.shop import load_world
     from ..data.ops import OpError
     from ..data.recipe import Recipe, RecipeStep, apply_recipe, load_recipe
     from ..core.record import write_jsonl
@@ -274,7 +274,8 @@ def run_curate(args: argparse.Namespace) -> int:
     from rich.progress import Progress
 
     from ..core.errors import UserError
-    from ..data.curate import CurateConfig, curate, load_world
+    from ..data.curate import CurateConfig, curate
+    from ..tasks.shop import load_world
     from ..core.record import atomic_write_json, write_jsonl
 
     if args.diversity == "hidden" and not args.model:

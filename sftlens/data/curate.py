@@ -7,8 +7,9 @@ Two stages:
 
    - ``no_answer``: the answer is empty;
    - ``length``: step count or text length outside the configured bounds;
-   - ``invalid_steps``: a verifier finds a wrong step (shop: :meth:`ShopWorld.verify`, every step
-     must be valid; GSM8K / ``<<expr=result>>`` text: every annotation must be consistent);
+   - ``invalid_steps``: the example's task's verifier (:func:`sftlens.tasks.task_for`) finds a wrong
+     step (shop: :meth:`ShopWorld.verify`, every step must be valid; GSM8K and other text: every
+     ``<<expr=result>>`` annotation must be consistent);
    - ``answer_mismatch``: for the shop world, the last step's value is not the answer;
    - ``duplicate``: the normalised question was already kept (first one wins).
 
@@ -25,12 +26,12 @@ import copy
 import random
 import re
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
 from ..core.record import Example
+from ..tasks import task_for
 
 REASONS = ("no_answer", "length", "invalid_steps", "answer_mismatch", "duplicate")
 DIVERSITY = ("tfidf", "hidden", "none")
@@ -66,13 +67,6 @@ class CurateResult:
     report: dict = field(default_factory=dict)
 
 
-def load_world(path: str | Path):
-    """The shop world from a lab's ``world.json`` (see :func:`sftlens.tasks.shop.load_world`)."""
-    from ..tasks.shop import load_world as _load
-
-    return _load(path)
-
-
 def normalize_question(q: str) -> str:
     """Lower case, punctuation removed, whitespace collapsed (for duplicate detection).
 
@@ -82,12 +76,7 @@ def normalize_question(q: str) -> str:
     return " ".join(re.sub(r"[^\w\s]", " ", q.lower()).split())
 
 
-def _gsm8k_like(ex: Example) -> bool:
-    return ex.task == "gsm8k" or any("<<" in s for s in ex.steps)
-
-
-def quality_reason(ex: Example, config: CurateConfig, world=None,
-                   gsm8k_verifier=None) -> str | None:
+def quality_reason(ex: Example, config: CurateConfig, world=None) -> str | None:
     """The first quality filter ``ex`` fails (one of :data:`REASONS` except ``duplicate``), or ``None``.
 
     >>> cfg = CurateConfig(k=1)
@@ -106,20 +95,16 @@ def quality_reason(ex: Example, config: CurateConfig, world=None,
         return "length"
     if not config.verify:
         return None
-    if ex.task.startswith("shop.") and world is not None:
-        checks = world.verify(ex.steps, ex.answer)
+    task = task_for([ex], world)  # shop only with its world; shop examples without one stay unverified
+    checks = task.verifier.verify(ex.steps, ex.answer)
+    if task.name == "shop":  # the shop's stricter rules: every step valid, the last one states the answer
         if not checks or not all(c.valid for c in checks):
             return "invalid_steps"
         last = world.check_step(ex.steps[-1])[3]
         if last is None or str(last) != ex.answer.strip():
             return "answer_mismatch"
-    elif _gsm8k_like(ex):
-        if gsm8k_verifier is None:
-            from ..tasks.gsm8k import Gsm8kVerifier
-
-            gsm8k_verifier = Gsm8kVerifier()
-        if any(c.valid is False for c in gsm8k_verifier.verify(ex.steps, ex.answer)):
-            return "invalid_steps"
+    elif any(c.valid is False for c in checks):  # text without annotations is never invalid
+        return "invalid_steps"
     return None
 
 
@@ -214,9 +199,6 @@ def curate(examples: list[Example], config: CurateConfig, world=None, lm=None,
     >>> r.report["kept"], r.report["dropped"]["duplicate"], r.report["not_selected"]
     (3, 1, 5)
     """
-    from ..tasks.gsm8k import Gsm8kVerifier
-
-    ver = Gsm8kVerifier()
     dropped = {r: 0 for r in REASONS}
     unverified = 0
     seen: set[str] = set()
@@ -224,7 +206,7 @@ def curate(examples: list[Example], config: CurateConfig, world=None, lm=None,
     for i, ex in enumerate(examples):
         if progress:
             progress(1)
-        reason = quality_reason(ex, config, world, ver)
+        reason = quality_reason(ex, config, world)
         if reason is None and config.dedup:
             key = normalize_question(ex.question)
             if key in seen:

@@ -9,7 +9,8 @@ Operators by what they touch (the names are the keys of :data:`OPS`, used by rec
 - instructions: ``keep``, ``instructions_empty``, ``instructions_wrong`` (another task's
   instruction), ``instructions_random`` (random words, same number of words);
 - traces: ``keep``, ``swap_traces`` (another example's trace), ``shuffle_steps``, ``corrupt_steps``
-  (a share of steps made wrong, task-aware with a corrupter), ``filler_traces``, ``drop_traces``;
+  (a share of steps made wrong, task-aware: the corrupters are the tasks' in :mod:`sftlens.tasks`),
+  ``filler_traces``, ``drop_traces``;
 - answers: ``label_noise`` (a wrong answer from the task's answer space, at rate ``p``).
 
 Every operator has the signature ``op(examples, seed=0, **params) -> list[Example]``.
@@ -20,13 +21,13 @@ from __future__ import annotations
 import copy
 import inspect
 import random
-import re
 from typing import Callable
 
 from ..core.errors import OpError
 from ..core.record import Example
-
-Corrupter = Callable[[str, random.Random], str]
+from ..tasks import get_task, task_for
+from ..tasks.base import Corrupter
+from ..tasks.text import digit_corrupter
 
 
 def _mark(ex: Example, op: str, **info) -> Example:
@@ -216,103 +217,34 @@ def filler_traces(examples: list[Example], seed: int = 0, filler: str = "...") -
     return out
 
 
-_DIGIT_RE = re.compile(r"\d")
-_NUMBER_RE = re.compile(r"-?\d+(?:\.\d+)?")
-
-
-def digit_corrupter(step: str, rng: random.Random) -> str:
-    """Change one digit of the step to a different digit (a leading digit never becomes 0); a step
-    without digits is returned unchanged. The default, task-agnostic corrupter.
-
-    >>> s = digit_corrupter("3 * 7 = 21", random.Random(0))
-    >>> s != "3 * 7 = 21" and len(s) == len("3 * 7 = 21")
-    True
-    """
-    pos = [m.start() for m in _DIGIT_RE.finditer(step)]
-    if not pos:
-        return step
-    i = rng.choice(pos)
-    leading = (i == 0 or not step[i - 1].isdigit()) and i + 1 < len(step) and step[i + 1].isdigit()
-    choices = [d for d in "0123456789" if d != step[i] and not (leading and d == "0")]
-    return step[:i] + rng.choice(choices) + step[i + 1:]
-
-
-_GSM_ANNOT_RE = re.compile(r"<<([^<>=]*)=([^<>]*)>>(\s*\$?)(-?[\d,]*\.?\d+)?")
-_EQ_RESULT_RE = re.compile(r"=\s*\$?(-?\d[\d,]*(?:\.\d+)?)")
-
-
-def _wrong_number(text: str, rng: random.Random) -> str:
-    """A different number of the same kind: integers shifted by a small nonzero delta (never
-    negative when the original was not), decimals shifted by one unit of their last place."""
-    raw = text.replace(",", "")
-    if "." in raw:
-        places = len(raw.split(".")[1])
-        v = float(raw)
-        unit = 10 ** -places
-        d = rng.choice([-3, -2, -1, 1, 2, 3])
-        if v + d * unit < 0 <= v:
-            d = abs(d)
-        return f"{v + d * unit:.{places}f}"
-    v = int(raw)
-    d = rng.choice([d for d in (-3, -2, -1, 1, 2, 3) if v < 0 or v + d >= 0])
-    return str(v + d)
-
-
-def gsm8k_corrupter(step: str, rng: random.Random) -> str:
-    """A GSM8K step with a wrong result: the last ``<<expr=result>>`` annotation's result and the
-    number right after it are both changed (so :class:`~sftlens.tasks.gsm8k.Gsm8kVerifier` flags
-    the step); without an annotation, the last ``= result``; else a digit change.
-
-    >>> s = gsm8k_corrupter("48/2 = <<48/2=24>>24 clips.", random.Random(0))
-    >>> m = re.fullmatch(r"48/2 = <<48/2=(\\d+)>>(\\d+) clips\\.", s)
-    >>> m.group(1) == m.group(2) != "24"
-    True
-    """
-    anns = list(_GSM_ANNOT_RE.finditer(step))
-    if anns:
-        m = anns[-1]
-        wrong = _wrong_number(m.group(2).strip().replace("$", "") or "0", rng) \
-            if re.fullmatch(r"\s*\$?-?[\d,]*\.?\d+\s*", m.group(2)) else None
-        if wrong is None:
-            return digit_corrupter(step, rng)
-        rep = f"<<{m.group(1)}={wrong}>>{m.group(3)}"
-        if m.group(4) is not None:
-            rep += wrong
-        return step[:m.start()] + rep + step[m.end():]
-    eqs = list(_EQ_RESULT_RE.finditer(step))
-    if eqs:
-        m = eqs[-1]
-        return step[:m.start(1)] + _wrong_number(m.group(1), rng) + step[m.end(1):]
-    return digit_corrupter(step, rng)
-
-
-def shop_corrupter(world) -> Corrupter:
-    """The shop world's corrupter (:func:`sftlens.tasks.shop.corrupt_step`: a false fact or a wrong
-    arithmetic result) bound to ``world``; non-shop steps fall back to a digit change."""
-    from ..tasks.shop import corrupt_step
-
-    def corrupt(step: str, rng: random.Random) -> str:
-        new = corrupt_step(world, step, rng)
-        return new if new != step.strip() else digit_corrupter(step, rng)
-
-    return corrupt
-
-
 def auto_corrupter(world=None) -> Callable[[Example], Corrupter]:
-    """Pick a corrupter per example by task: ``shop.*`` with a world -> :func:`shop_corrupter`,
-    ``gsm8k`` (or steps with ``<<...>>`` annotations) -> :func:`gsm8k_corrupter`, else
-    :func:`digit_corrupter`."""
-    shop = shop_corrupter(world) if world is not None else None
+    """Pick a corrupter per example from its task (:func:`sftlens.tasks.task_for`): ``shop.*`` with a
+    world -> the shop's (a false fact or a wrong result), ``gsm8k`` or steps with ``<<...>>``
+    annotations -> :func:`~sftlens.tasks.gsm8k.gsm8k_corrupter`, anything else (the ``text`` task,
+    and shop examples without their world) -> :func:`~sftlens.tasks.text.digit_corrupter`.
+
+    The last rule is this operator's own: the ``text`` task's corrupter (which the faithfulness
+    battery uses) changes the last ``= result`` where there is one; here plain text keeps the digit
+    change it always had, so corrupted data sets stay as they were."""
 
     def pick(ex: Example) -> Corrupter:
-        if ex.task.startswith("shop.") and shop is not None:
-            return shop
-        if ex.task == "gsm8k" or any("<<" in s for s in ex.steps):
-            return gsm8k_corrupter
-        return digit_corrupter
+        task = task_for([ex], world)
+        return digit_corrupter if task.name == "text" else task.corrupter
 
     pick.per_example = True  # type: ignore[attr-defined]
     return pick
+
+
+def named_corrupter(name: str, world=None) -> Corrupter:
+    """The corrupter called ``name``: ``digit`` (:func:`~sftlens.tasks.text.digit_corrupter`) or a
+    task's (``gsm8k``; ``shop``, which needs ``world``)."""
+    if name == "digit":
+        return digit_corrupter
+    if name == "shop" and world is None:
+        raise OpError("corrupt_steps: corrupter 'shop' needs the world (give --world DIR/data/world.json)")
+    if name not in ("gsm8k", "shop"):
+        raise OpError(f"corrupt_steps: unknown corrupter '{name}' (valid: auto, digit, gsm8k, shop)")
+    return get_task(name, world).corrupter
 
 
 def corrupt_steps(examples: list[Example], seed: int = 0, rate: float = 0.5,
@@ -336,15 +268,8 @@ def corrupt_steps(examples: list[Example], seed: int = 0, rate: float = 0.5,
     if corrupter is None or corrupter == "auto":
         picker = auto_corrupter(world)
     elif isinstance(corrupter, str):
-        named = {"digit": digit_corrupter, "gsm8k": gsm8k_corrupter}
-        if corrupter == "shop":
-            if world is None:
-                raise OpError("corrupt_steps: corrupter 'shop' needs the world (give --world DIR/data/world.json)")
-            named["shop"] = shop_corrupter(world)
-        if corrupter not in named:
-            raise OpError(f"corrupt_steps: unknown corrupter '{corrupter}' (valid: auto, digit, gsm8k, shop)")
-        fn = named[corrupter]
-        picker = lambda ex: fn  # noqa: E731
+        named = named_corrupter(corrupter, world)
+        picker = lambda ex: named  # noqa: E731
     elif getattr(corrupter, "per_example", False):
         picker = corrupter  # type: ignore[assignment]
     else:

@@ -3,7 +3,8 @@
 :class:`LM` wraps any Hugging Face causal LM (a local path, a Hub id when online, or a LoRA adapter
 on a base). Metrics only need :meth:`LM.generate` (batched greedy or sampled continuation of prompts,
 with the KV cache) and :meth:`LM.encode`; scoring functions use ``lm.model`` directly for one batched
-forward pass. Device and dtype are chosen automatically (CUDA, then MPS, then CPU).
+forward pass. Greedy decoding on token ids (forced answers, chain continuation) is in
+:mod:`sftlens.models.decoding`. Device and dtype are chosen automatically (CUDA, then MPS, then CPU).
 """
 
 from __future__ import annotations
@@ -59,7 +60,8 @@ def fingerprint(model, skip=None, salt: bytes = b"") -> str:
     return h.hexdigest()[:16]
 
 
-_ANSWER_LINE = re.compile(r"(^|\n)\s*(A:|####)[^\n]*\S[^\n]*\n")
+#: A complete answer line (``A: ...`` or ``#### ...`` with something on it, then a newline).
+ANSWER_LINE_RE = re.compile(r"(^|\n)\s*(A:|####)[^\n]*\S[^\n]*\n")
 
 
 @dataclass
@@ -133,7 +135,7 @@ class LM:
                 check = torch.isin(input_ids[:, -1], nl_ids) & ~self.done
                 for r in check.nonzero().flatten().tolist():
                     text = tok.decode(input_ids[r, self.start:], skip_special_tokens=True)
-                    self.done[r] = bool(_ANSWER_LINE.search(text))
+                    self.done[r] = bool(ANSWER_LINE_RE.search(text))
                 return self.done.clone()
 
         gen = torch.Generator(device="cpu").manual_seed(seed)

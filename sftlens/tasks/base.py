@@ -1,9 +1,28 @@
-"""What every task offers the metrics: a step verifier with a common verdict type."""
+"""The task contract: what sftlens knows about one kind of data, and the verdict type of its verifier.
+
+A task (shop, GSM8K, the plain-text fallback, ...) lives in one file of ``sftlens/tasks`` and is
+registered with :func:`sftlens.tasks.registry.register_task`; metrics and data operators ask the
+registry (:func:`~sftlens.tasks.registry.task_for`) instead of testing task names or step text.
+Nothing here imports a model or any part of sftlens outside :mod:`sftlens.core`.
+"""
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Callable, Protocol
+
+from ..core.errors import SftlensError
+from ..core.record import Example
+
+#: ``(step, rng) -> a wrong version of the step`` (the step itself when it cannot be broken).
+Corrupter = Callable[[str, random.Random], str]
+#: ``(step, rng) -> the same meaning in other words`` (the step itself when there is nothing to reword).
+Paraphraser = Callable[[str, random.Random], str]
+
+
+class TaskError(SftlensError, ValueError):
+    """An unknown task name, or a task asked for something it does not offer (e.g. variants)."""
 
 
 @dataclass
@@ -25,3 +44,39 @@ class Verifier(Protocol):
     """Checks a chain step by step: one :class:`StepCheck` per step."""
 
     def verify(self, steps: list[str], answer: str | None = None) -> list[StepCheck]: ...
+
+
+class Task(Protocol):
+    """One kind of data. Implementations take ``world`` (the shop's fact table; ignored by tasks
+    without one) in their constructor; ``corrupter`` and ``paraphraser`` may be attributes holding
+    a function or methods with the same signature.
+
+    Attributes:
+        name: the registry key (set by :func:`~sftlens.tasks.registry.register_task`).
+        verifier: checks chains step by step; ``None`` when this instance cannot (the shop without
+            its world).
+        corrupter: one wrong step, ``(step, rng) -> step``.
+        paraphraser: the same step in other words, ``(step, rng) -> step``.
+    """
+
+    name: str
+    verifier: Verifier | None
+    corrupter: Corrupter
+    paraphraser: Paraphraser
+
+    @classmethod
+    def claims(cls, example: Example, world=None) -> bool:
+        """Whether ``example`` belongs to this task (used by :func:`~sftlens.tasks.registry.task_for`)."""
+        ...
+
+    def variants(self, test: list[Example], n: int, seed: int,
+                 exclude: set[str] | None = None) -> dict[str, list[Example]]:
+        """Out-of-distribution test sets built from ``test`` (name -> examples); :class:`TaskError`
+        when the task has no variant builder."""
+        ...
+
+
+def no_variants(task_name: str) -> TaskError:
+    """The error of a task without a variant builder."""
+    return TaskError(f"task '{task_name}' has no variant builder; give variant sets as files instead "
+                     "(only the shop world builds them)")

@@ -3,19 +3,23 @@ the final answer follows ``####`` (Cobbe et al. 2021, MIT licence).
 
 :func:`load_gsm8k` reads the original JSONL (``question``, ``answer``) into examples; the annotations
 are kept in the steps. :class:`Gsm8kVerifier` checks each step's annotations with a safe arithmetic
-evaluator (no ``eval``).
+evaluator (no ``eval``); :func:`gsm8k_corrupter` breaks an annotation and the text after it together.
+:class:`Gsm8kTask` is the registered task (``gsm8k``).
 """
 
 from __future__ import annotations
 
 import ast
 import operator
+import random
 import re
 from pathlib import Path
 
 from ..core.format import normalize_answer
 from ..core.record import Example, RecordError, iter_dicts
-from .base import StepCheck
+from .base import StepCheck, no_variants
+from .registry import register_task
+from .text import digit_corrupter, text_paraphrase, wrong_number
 
 INSTRUCTION = "Solve the math word problem step by step."
 ANNOT_RE = re.compile(r"<<([^<>=]*)=([^<>]*)>>")
@@ -132,3 +136,57 @@ class Gsm8kVerifier:
             nums = {normalize_answer(x) for x in re.findall(r"-?\d[\d,]*(?:\.\d+)?", later)}
             out[i].feeds = res in nums or (answer is not None and normalize_answer(answer) == res)
         return out
+
+
+# an annotation, the spacing / dollar sign after it, and the number the text repeats after it
+_ANNOT_AND_TEXT_RE = re.compile(r"<<([^<>=]*)=([^<>]*)>>(\s*\$?)(-?[\d,]*\.?\d+)?")
+_EQ_RESULT_RE = re.compile(r"=\s*\$?(-?\d[\d,]*(?:\.\d+)?)")
+
+
+def gsm8k_corrupter(step: str, rng: random.Random) -> str:
+    """A GSM8K step with a wrong result: the last ``<<expr=result>>`` annotation's result and the
+    number right after it are both changed (so :class:`Gsm8kVerifier` flags the step); without an
+    annotation, the last ``= result``; else a digit change (:func:`~sftlens.tasks.text.digit_corrupter`).
+
+    >>> s = gsm8k_corrupter("48/2 = <<48/2=24>>24 clips.", random.Random(0))
+    >>> m = re.fullmatch(r"48/2 = <<48/2=(\\d+)>>(\\d+) clips\\.", s)
+    >>> m.group(1) == m.group(2) != "24"
+    True
+    """
+    annotations = list(_ANNOT_AND_TEXT_RE.finditer(step))
+    if annotations:
+        m = annotations[-1]
+        wrong = wrong_number(m.group(2).strip().replace("$", "") or "0", rng) \
+            if re.fullmatch(r"\s*\$?-?[\d,]*\.?\d+\s*", m.group(2)) else None
+        if wrong is None:
+            return digit_corrupter(step, rng)
+        replacement = f"<<{m.group(1)}={wrong}>>{m.group(3)}"
+        if m.group(4) is not None:
+            replacement += wrong
+        return step[:m.start()] + replacement + step[m.end():]
+    equations = list(_EQ_RESULT_RE.finditer(step))
+    if equations:
+        m = equations[-1]
+        return step[:m.start(1)] + wrong_number(m.group(1), rng) + step[m.end(1):]
+    return digit_corrupter(step, rng)
+
+
+@register_task("gsm8k")
+class Gsm8kTask:
+    """GSM8K and any text with ``<<expr=result>>`` annotations: the annotation checker, the
+    annotation-consistent corrupter, synonym paraphrases; no variant builder."""
+
+    name = "gsm8k"
+
+    def __init__(self, world=None):
+        self.verifier = Gsm8kVerifier()
+        self.corrupter = gsm8k_corrupter
+        self.paraphraser = text_paraphrase
+
+    @classmethod
+    def claims(cls, example: Example, world=None) -> bool:
+        return example.task == "gsm8k" or any("<<" in s for s in example.steps)
+
+    def variants(self, test: list[Example], n: int, seed: int,
+                 exclude: set[str] | None = None) -> dict[str, list[Example]]:
+        raise no_variants(self.name)

@@ -16,11 +16,13 @@ a purchase (``shop.price``) or the total weight of a load (``shop.weight``). Sol
 :meth:`ShopWorld.verify` labels and checks every step; :meth:`ShopWorld.variants` builds the
 out-of-distribution test sets of claim C8 (longer chains, one element removed, unseen item
 combinations, unseen quantity ranges); :meth:`ShopWorld.fact_probes` asks one question per fact.
-Nothing here imports a model.
+:class:`ShopTask` is the registered task (``shop``): the world's verifier, :func:`corrupt_step`,
+:func:`shop_paraphrase` and the variants. Nothing here imports a model.
 """
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import random
@@ -28,7 +30,9 @@ import re
 from dataclasses import asdict, dataclass, field
 
 from ..core.record import Example, RecordError
-from .base import StepCheck
+from .base import StepCheck, TaskError
+from .registry import register_task
+from .text import digit_corrupter
 
 ITEM_NAMES = [
     "lamp", "cup", "book", "pen", "hat", "shoe", "bag", "sock", "fork", "bowl", "kite", "drum",
@@ -318,6 +322,61 @@ def corrupt_step(world: ShopWorld, step: str, rng: random.Random) -> str:
     if kind == "knowledge":
         return re.sub(r"(\d+)$", str(value + delta), step.strip())
     return re.sub(r"= (-?\d+)$", f"= {value + delta}", step.strip())
+
+
+def shop_paraphrase(step: str, rng: random.Random | None = None) -> str:
+    """Swap a shop fact's wording with its alternative (``costs`` <-> ``is priced at``,
+    ``weighs`` <-> ``has a weight of``); other steps are returned unchanged.
+
+    >>> shop_paraphrase("a lamp costs 7"), shop_paraphrase("a cup has a weight of 4")
+    ('a lamp is priced at 7', 'a cup weighs 4')
+    >>> shop_paraphrase("3 * 7 = 21")
+    '3 * 7 = 21'
+    """
+    for a, b in PARAPHRASE.items():
+        for old, new in ((a, b), (b, a)):
+            if f" {old} " in f" {step} ":
+                return f" {step} ".replace(f" {old} ", f" {new} ", 1)[1:-1]
+    return step
+
+
+@functools.lru_cache(maxsize=1)
+def stock_world() -> ShopWorld:
+    """The default-config world, built once. Enough for :func:`corrupt_step`, which only shifts the
+    value a step states (any world gives the same corruption), never for verification."""
+    return ShopWorld()
+
+
+@register_task("shop")
+class ShopTask:
+    """The shop world as a task. Claims ``shop.*`` examples when a world is given (the verifier and
+    the variants need its fact table); ``ShopTask()`` without a world still corrupts and paraphrases
+    (with :func:`stock_world`) but has no verifier and no variants."""
+
+    name = "shop"
+
+    def __init__(self, world: ShopWorld | None = None):
+        self.world = world
+        self.verifier = world
+        self.paraphraser = shop_paraphrase
+
+    @classmethod
+    def claims(cls, example: Example, world=None) -> bool:
+        return world is not None and example.task.startswith("shop.")
+
+    def corrupter(self, step: str, rng: random.Random) -> str:
+        """:func:`corrupt_step` (a false fact or a wrong arithmetic result); steps it cannot change
+        get a digit change (:func:`~sftlens.tasks.text.digit_corrupter`)."""
+        new = corrupt_step(self.world if self.world is not None else stock_world(), step, rng)
+        return new if new != step.strip() else digit_corrupter(step, rng)
+
+    def variants(self, test: list[Example], n: int, seed: int,
+                 exclude: set[str] | None = None) -> dict[str, list[Example]]:
+        """:meth:`ShopWorld.variants` (claim C8's sets)."""
+        if self.world is None:
+            raise TaskError("task 'shop' builds variants from its world; none was given "
+                            "(give --world DIR/data/world.json)")
+        return self.world.variants(test, n, seed, exclude=exclude)
 
 
 @dataclass
