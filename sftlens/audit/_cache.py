@@ -28,33 +28,25 @@ class Store:
             self._load()
 
     def _load(self) -> None:
-        data = self.path.read_bytes()
-        lines = data.split(b"\n")
-        good_end = 0
-        pos = 0
-        for i, raw in enumerate(lines):
-            last = i == len(lines) - 1
-            end = pos + len(raw) + (0 if last else 1)
+        """Read every record; a bad last line (nothing but blank lines after it) is cut from the file."""
+        lines = self.path.read_bytes().split(b"\n")
+        line_start = 0  # byte offset of the current line
+        for lineno, raw in enumerate(lines, 1):
             if raw.strip():
                 try:
-                    obj = json.loads(raw)
-                    if not isinstance(obj, dict) or self.key_field not in obj:
+                    record = json.loads(raw)
+                    if not isinstance(record, dict) or self.key_field not in record:
                         raise ValueError
                 except ValueError:
-                    if last or all(not x.strip() for x in lines[i + 1:]):
+                    if all(not rest.strip() for rest in lines[lineno:]):
                         self.dropped_partial = True
-                        break
-                    raise RecordError(f"{self.path}:{i + 1}: not a valid record (no '{self.key_field}' or "
+                        with self.path.open("r+b") as f:
+                            f.truncate(line_start)
+                        return
+                    raise RecordError(f"{self.path}:{lineno}: not a valid record (no '{self.key_field}' or "
                                       "bad JSON); delete the file to start over") from None
-                self.records[obj[self.key_field]] = obj
-            if not last:
-                good_end = end
-            elif raw.strip():
-                good_end = end
-            pos = end
-        if self.dropped_partial:
-            with self.path.open("r+b") as f:
-                f.truncate(good_end)
+                self.records[record[self.key_field]] = record
+            line_start += len(raw) + 1
 
     def get(self, key: str) -> dict | None:
         """The record with this key, or ``None``."""
@@ -68,9 +60,9 @@ class Store:
         text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
         with self.path.open("a", encoding="utf-8") as f:
             if f.tell() > 0:
-                with self.path.open("rb") as rf:
-                    rf.seek(-1, os.SEEK_END)
-                    if rf.read(1) != b"\n":
+                with self.path.open("rb") as tail:
+                    tail.seek(-1, os.SEEK_END)
+                    if tail.read(1) != b"\n":
                         f.write("\n")
             f.write(text)
             f.flush()
@@ -79,7 +71,12 @@ class Store:
             self.records[r[self.key_field]] = r
 
 
-def _hash(obj: Any, n: int = 24) -> str:
+def content_hash(obj: Any, n: int = 24) -> str:
+    """The first ``n`` hex digits of the SHA-256 of ``obj`` as canonical JSON (sorted keys).
+
+    >>> content_hash({"b": 1, "a": 2}) == content_hash({"a": 2, "b": 1}), len(content_hash("x", 8))
+    (True, 8)
+    """
     return hashlib.sha256(json.dumps(obj, sort_keys=True, ensure_ascii=False, default=str).encode()).hexdigest()[:n]
 
 
@@ -92,5 +89,10 @@ def sample_key(identity: str, name: str, revision: str | None, adapter: str | No
     >>> k == sample_key("abd", "m", None, None, "Q: 1 + 1 ?\\n", {"max_new_tokens": 8, "seed": 0})
     False
     """
-    return _hash({"identity": identity, "name": name, "revision": revision, "adapter": adapter,
-                  "prompt": prompt, "gen": gen})
+    return content_hash({"identity": identity, "name": name, "revision": revision, "adapter": adapter,
+                         "prompt": prompt, "gen": gen})
+
+
+def row_key(sample: str, scorer: str | None, verifier: str) -> str:
+    """Cache key of one metric row: the sample's key, the scorer's identity and the verifier label."""
+    return content_hash({"sample": sample, "scorer": scorer, "verifier": verifier})

@@ -1,11 +1,11 @@
-"""Statistics over metric rows: per-model intervals, paired differences, the accuracy-trap verdict."""
+"""Statistics over metric rows: per-model intervals, paired differences, variant gaps, and the
+verdicts (the accuracy trap for a model audit, a text-only summary for saved predictions)."""
 
 from __future__ import annotations
 
 import math
 
-from ..core.record import Sample
-from ..metrics.stats import Estimate, bootstrap_mean, mcnemar, paired_difference
+from ..metrics.stats import Estimate, bootstrap_mean, mcnemar, paired_difference, unpaired_difference
 
 # metric name -> (label, unit); unit "pct" is a share shown in percentage points, "nats" a log-prob.
 METRICS: dict[str, tuple[str, str]] = {
@@ -32,13 +32,18 @@ FAITH_METRICS: dict[str, tuple[str, str]] = {
 }
 
 
-def _num(x) -> float:
-    return math.nan if x is None else float(x)
+def as_float(value) -> float:
+    """A metric value as a float, ``None`` (not measured) as NaN.
+
+    >>> as_float(None), as_float(1)
+    (nan, 1.0)
+    """
+    return math.nan if value is None else float(value)
 
 
-def _est(e: Estimate) -> dict:
-    d = e.to_dict()
-    return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in d.items()}
+def _interval_dict(estimate: Estimate) -> dict:
+    """An estimate as JSON-ready numbers (NaN as ``None``)."""
+    return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in estimate.to_dict().items()}
 
 
 def summarize_model(rows: list[dict], metrics=METRICS, seed: int = 0) -> dict[str, dict]:
@@ -49,12 +54,12 @@ def summarize_model(rows: list[dict], metrics=METRICS, seed: int = 0) -> dict[st
     >>> s["correct"]["mean"], s["correct"]["n"]
     (0.5, 2)
     """
-    out = {}
-    for m in metrics:
-        if not any(m in r for r in rows):
+    summary = {}
+    for metric in metrics:
+        if not any(metric in r for r in rows):
             continue
-        out[m] = _est(bootstrap_mean([_num(r.get(m)) for r in rows], seed=seed))
-    return out
+        summary[metric] = _interval_dict(bootstrap_mean([as_float(r.get(metric)) for r in rows], seed=seed))
+    return summary
 
 
 def compare_models(rows_a: list[dict], rows_b: list[dict], pair_key: str = "id", metrics=METRICS,
@@ -68,36 +73,53 @@ def compare_models(rows_a: list[dict], rows_b: list[dict], pair_key: str = "id",
     >>> c["diff"]["correct"]["mean"], c["mcnemar"]["strict"]["p_value"], c["n_pairs"]
     (1.0, 0.125, 4)
     """
-    ia = {r[pair_key]: r for r in rows_a}
-    ib = {r[pair_key]: r for r in rows_b}
-    common = [k for k in ia if k in ib]
+    by_key_a = {r[pair_key]: r for r in rows_a}
+    by_key_b = {r[pair_key]: r for r in rows_b}
+    common = [k for k in by_key_a if k in by_key_b]
     diff = {}
-    for m in metrics:
-        if not any(m in ia[k] and m in ib[k] for k in common):
+    for metric in metrics:
+        if not any(metric in by_key_a[k] and metric in by_key_b[k] for k in common):
             continue
-        diff[m] = _est(paired_difference([_num(ib[k].get(m)) for k in common],
-                                         [_num(ia[k].get(m)) for k in common], seed=seed))
-    mc = {}
-    for m, label in (("correct", "strict"), ("flexible_correct", "flexible")):
-        if common and all(m in ia[k] for k in common):
-            mc[label] = mcnemar([ia[k][m] for k in common], [ib[k][m] for k in common])
-    return {"n_pairs": len(common), "only_a": len(ia) - len(common), "only_b": len(ib) - len(common),
-            "diff": diff, "mcnemar": mc}
+        diff[metric] = _interval_dict(paired_difference([as_float(by_key_b[k].get(metric)) for k in common],
+                                                        [as_float(by_key_a[k].get(metric)) for k in common],
+                                                        seed=seed))
+    mcnemar_tests = {}
+    for metric, label in (("correct", "strict"), ("flexible_correct", "flexible")):
+        if common and all(metric in by_key_a[k] for k in common):
+            mcnemar_tests[label] = mcnemar([by_key_a[k][metric] for k in common],
+                                           [by_key_b[k][metric] for k in common])
+    return {"n_pairs": len(common), "only_a": len(by_key_a) - len(common), "only_b": len(by_key_b) - len(common),
+            "diff": diff, "mcnemar": mcnemar_tests}
 
 
-def _fmt_pts(d: dict) -> str:
+def variant_gap(main_rows: list[dict], variant_rows: list[dict], seed: int = 0) -> dict:
+    """Strict accuracy on a variant set and its gap to the main set (main − variant, unpaired).
+
+    >>> g = variant_gap([{"correct": 1.0}] * 4, [{"correct": 0.0}] * 2)
+    >>> g["accuracy"]["mean"], g["gap"]["mean"], g["n"]
+    (0.0, 1.0, 2)
+    """
+    accuracy_main = [as_float(r["correct"]) for r in main_rows]
+    accuracy_variant = [as_float(r["correct"]) for r in variant_rows]
+    return {"accuracy": _interval_dict(bootstrap_mean(accuracy_variant, seed=seed)),
+            "gap": _interval_dict(unpaired_difference(accuracy_main, accuracy_variant, seed=seed)),
+            "n": len(accuracy_variant)}
+
+
+def _format_points(d: dict) -> str:
     return f"{d['mean'] * 100:+.1f} pts [{d['lo'] * 100:+.1f}, {d['hi'] * 100:+.1f}]"
 
 
-def _fmt_nats(d: dict, unit: str = "nats/step") -> str:
-    return f"{d['mean']:+.3f} [{d['lo']:+.3f}, {d['hi']:+.3f}] {unit}"
+def _format_nats(d: dict) -> str:
+    return f"{d['mean']:+.3f} [{d['lo']:+.3f}, {d['hi']:+.3f}] nats/step"
 
 
-def _ok(d: dict | None) -> bool:
-    def num(x):
+def _has_interval(d: dict | None) -> bool:
+    """Whether ``d`` holds a measured ``mean``, ``lo`` and ``hi`` (no ``None``, no NaN)."""
+    def measured(x):
         return isinstance(x, (int, float)) and not math.isnan(x)
 
-    return bool(d) and num(d.get("mean")) and num(d.get("lo")) and num(d.get("hi"))
+    return bool(d) and measured(d.get("mean")) and measured(d.get("lo")) and measured(d.get("hi"))
 
 
 TRAP_RULE = ("YES when the paired interval of strict accuracy (tuned − base) lies above zero AND the "
@@ -114,18 +136,18 @@ def trap_verdict(acc: dict | None, ig: dict | None, aoc: dict | None = None) -> 
     >>> trap_verdict({"mean": .01, "lo": -.05, "hi": .07}, {"mean": -.2, "lo": -.3, "hi": -.1})["status"]
     'no'
     """
-    if not _ok(acc):
+    if not _has_interval(acc):
         return {"status": "n/a", "trap": None, "rule": TRAP_RULE,
                 "text": "Accuracy trap: cannot tell — no paired accuracy could be measured"}
     acc_up = acc["lo"] > 0
-    ig_down = _ok(ig) and ig["hi"] < 0
-    aoc_down = _ok(aoc) and aoc["hi"] < 0
-    parts = [f"accuracy {_fmt_pts(acc)}"]
-    if _ok(ig):
-        parts.append(f"information gain {_fmt_nats(ig)}")
-    if _ok(aoc):
-        parts.append(f"faithfulness (AOC) {_fmt_pts(aoc)}")
-    if not _ok(ig) and not _ok(aoc):
+    ig_down = _has_interval(ig) and ig["hi"] < 0
+    aoc_down = _has_interval(aoc) and aoc["hi"] < 0
+    parts = [f"accuracy {_format_points(acc)}"]
+    if _has_interval(ig):
+        parts.append(f"information gain {_format_nats(ig)}")
+    if _has_interval(aoc):
+        parts.append(f"faithfulness (AOC) {_format_points(aoc)}")
+    if not _has_interval(ig) and not _has_interval(aoc):
         return {"status": "n/a", "trap": None, "rule": TRAP_RULE,
                 "text": "Accuracy trap: cannot tell — " + parts[0] + "; information gain and faithfulness "
                         "were not measured"}
@@ -139,71 +161,32 @@ def trap_verdict(acc: dict | None, ig: dict | None, aoc: dict | None = None) -> 
     return {"status": "yes" if trap else "no", "trap": trap, "rule": TRAP_RULE, "text": text}
 
 
-def step_gain_profile(rows: list[dict], max_steps: int = 12) -> list[dict]:
-    """Mean per-step information gain at each chain position (1-based) over the chains that reach it.
+def comparison_verdict(comparison: dict) -> dict:
+    """:func:`trap_verdict` from one comparison entry of ``results.json`` (tuned − base)."""
+    return trap_verdict(comparison["diff"].get("correct"), comparison["diff"].get("ig_mean"),
+                        comparison.get("faithfulness_diff", {}).get("aoc"))
 
-    >>> step_gain_profile([{"ig_gains": [0.5, -0.1]}, {"ig_gains": [0.3]}])
-    [{'step': 1, 'mean': 0.4, 'n': 2}, {'step': 2, 'mean': -0.1, 'n': 1}]
+
+def text_only_verdict(comparisons: list[dict], labels: list[str]) -> dict:
+    """The verdict of a predictions audit: the accuracy trap needs information gain or faithfulness,
+    so it is ``n/a``; the text says how accuracy moved between the first two models.
+
+    >>> text_only_verdict([], ["m"])["text"]
+    "Saved generations, one model ('m'): text metrics only, nothing to compare"
+    >>> text_only_verdict([{"a": "a", "b": "b", "diff": {}, "mcnemar": {}}], ["a", "b"])["status"]
+    'n/a'
     """
-    out = []
-    for k in range(max_steps):
-        v = [r["ig_gains"][k] for r in rows if isinstance(r.get("ig_gains"), list) and len(r["ig_gains"]) > k]
-        v = [x for x in v if x is not None and not math.isnan(x)]
-        if not v:
-            break
-        out.append({"step": k + 1, "mean": round(sum(v) / len(v), 6), "n": len(v)})
-    return out
-
-
-def biggest_changes(samples_a: list[Sample], samples_b: list[Sample], rows_a: list[dict], rows_b: list[dict],
-                    k: int = 5) -> list[dict]:
-    """The ``k`` examples behind the biggest changes from ``a`` to ``b`` (paired by id): correctness
-    flips first, then the largest drop in information gain per step; with both chains, each step's
-    gain, and ``lost_steps_b`` (indices of ``b``'s steps with the most negative gains)."""
-    ia = {s.id: (s, r) for s, r in zip(samples_a, rows_a)}
-    items = []
-    for s, r in zip(samples_b, rows_b):
-        if s.id not in ia:
-            continue
-        sa, ra = ia[s.id]
-        dc = _num(r.get("correct")) - _num(ra.get("correct"))
-        dig = _num(r.get("ig_mean")) - _num(ra.get("ig_mean"))
-        items.append((sa, ra, s, r, dc, dig))
-    items.sort(key=lambda t: (-abs(t[4]), t[5] if not math.isnan(t[5]) else math.inf, t[2].id))
-    out = []
-    for sa, ra, sb, rb, dc, dig in items[:k]:
-        def chain(s, r):
-            gains = r.get("ig_gains") if isinstance(r.get("ig_gains"), list) else None
-            valid = r.get("step_valid") if isinstance(r.get("step_valid"), list) else None
-            return {"completion": s.completion, "steps": s.steps, "answer": s.answer,
-                    "flexible_answer": s.flexible_answer, "correct": s.correct,
-                    "flexible_correct": s.flexible_correct, "gains": gains, "step_valid": valid,
-                    "ig_mean": None if math.isnan(_num(r.get("ig_mean"))) else r.get("ig_mean")}
-        cb = chain(sb, rb)
-        lost = []
-        if cb["gains"]:
-            neg = sorted((g, i) for i, g in enumerate(cb["gains"]) if g is not None and g < 0)
-            lost = [i for _, i in neg[:2]]
-        out.append({"id": sb.id, "question": _question_of(sb), "reference": sb.reference,
-                    "a": chain(sa, ra), "b": cb, "delta_correct": dc,
-                    "delta_ig_mean": None if math.isnan(dig) else dig, "lost_steps_b": lost})
-    return out
-
-
-def _question_of(s: Sample) -> str:
-    q = s.meta.get("question")
-    if q:
-        return q
-    p = s.prompt
-    i = p.rfind("Q: ")
-    return p[i + 3:].strip() if i >= 0 else p.strip()
-
-
-def _clean_json(x):
-    if isinstance(x, float) and (math.isnan(x) or math.isinf(x)):
-        return None
-    if isinstance(x, dict):
-        return {k: _clean_json(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_clean_json(v) for v in x]
-    return x
+    if len(labels) == 1:
+        text = f"Saved generations, one model ('{labels[0]}'): text metrics only, nothing to compare"
+    else:
+        first = comparisons[0]
+        accuracy = first["diff"].get("correct")
+        flexible = first["diff"].get("flexible_correct")
+        if _has_interval(accuracy) and _has_interval(flexible):
+            p_value = first["mcnemar"].get("strict", {}).get("p_value")
+            text = (f"Text metrics only — {first['b']} vs {first['a']}: strict accuracy {_format_points(accuracy)}, "
+                    f"flexible accuracy {_format_points(flexible)}, McNemar p = {p_value:.3g}; the accuracy trap "
+                    "needs information gain or faithfulness (run with --base/--tuned)")
+        else:
+            text = "Text metrics only — no example is shared by the models"
+    return {"status": "n/a", "trap": None, "rule": TRAP_RULE, "text": text}

@@ -27,6 +27,7 @@ class ModelHandle:
         return contextlib.nullcontext()
 
     def describe(self) -> dict:
+        """What names this model in ``results.json``."""
         return {"name": self.name, "identity": self.identity, "revision": self.revision,
                 "adapter": self.adapter, "adapter_disabled": self.adapter_disabled,
                 "chat_template": bool(self.lm.chat)}
@@ -47,14 +48,14 @@ def load_models(base: str, tuned: str | None, adapter: str | None, device: str |
 
     if adapter:
         lm = load_lm(base, adapter=adapter, device=device, dtype=dtype, revision=revision)
-        b = ModelHandle("base", lm, base, _base_fingerprint(lm.model), revision, None, adapter_disabled=True)
-        t = ModelHandle("tuned", lm, lm.name, lm.identity, revision, adapter)
-        return b, lambda: t
-    lm = load_lm(base, device=device, dtype=dtype, revision=revision)
-    b = ModelHandle("base", lm, base, lm.identity, revision)
+        base_handle = ModelHandle("base", lm, base, _base_fingerprint(lm.model), revision, None, adapter_disabled=True)
+        tuned_handle = ModelHandle("tuned", lm, lm.name, lm.identity, revision, adapter)
+        return base_handle, lambda: tuned_handle
+    base_lm = load_lm(base, device=device, dtype=dtype, revision=revision)
+    base_handle = ModelHandle("base", base_lm, base, base_lm.identity, revision)
 
-    def _tuned() -> ModelHandle:
-        tl = load_lm(tuned, device=device, dtype=dtype, revision=revision)
-        return ModelHandle("tuned", tl, tuned, tl.identity, revision)
+    def load_tuned() -> ModelHandle:
+        tuned_lm = load_lm(tuned, device=device, dtype=dtype, revision=revision)
+        return ModelHandle("tuned", tuned_lm, tuned, tuned_lm.identity, revision)
 
-    return b, _tuned
+    return base_handle, load_tuned

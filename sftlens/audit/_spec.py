@@ -51,36 +51,30 @@ def load_data(path: str | os.PathLike, limit: int | None = None, fmt: str = "aut
 
     if limit is not None and limit < 1:
         raise UserError(f"--limit must be at least 1, got {limit}")
-    kind = fmt
-    mapped = any(x is not None for x in (question_field, answer_field, steps_field, step_splitter, id_field))
-    p = Path(path)
+    field_mapping = {k: v for k, v in dict(question_field=question_field, steps_field=steps_field,
+                                           step_splitter=step_splitter, answer_field=answer_field,
+                                           id_field=id_field).items() if v is not None}
+    data_format = fmt
     if fmt == "auto":
-        kind = "fields" if mapped else "hf"
-        if p.is_file():
-            for _, obj in iter_dicts(p):
-                kind = "fields" if mapped else (detect_format(obj) or "fields")
+        data_format = "fields" if field_mapping else "hf"
+        if Path(path).is_file():
+            for _, first_record in iter_dicts(Path(path)):
+                data_format = "fields" if field_mapping else (detect_format(first_record) or "fields")
                 break
-    kw = {k: v for k, v in dict(question_field=question_field, steps_field=steps_field, step_splitter=step_splitter,
-                                 answer_field=answer_field, id_field=id_field).items() if v is not None}
-    exs = list(load_examples(str(path), fmt=fmt, limit=limit, **kw))
-    if not exs:
+    examples = list(load_examples(str(path), fmt=fmt, limit=limit, **field_mapping))
+    if not examples:
         raise RecordError(f"{path}: no examples (the file is empty)")
-    return exs, kind
-
-
-def load_world(path: str | os.PathLike):
-    """The shop world of a lab folder (see :func:`sftlens.tasks.shop.load_world`)."""
-    from ..tasks.shop import load_world as _load
-
-    return _load(path)
+    return examples, data_format
 
 
 def pick_verifier(examples: list[Example], data_path: Path, world_path: str | None):
     """The step verifier for these examples and a label: the shop world when a world file is given
     or lies next to the data as ``world.json``, else the GSM8K annotation checker (``<<a*b=c>>``)."""
-    wp = Path(world_path) if world_path else data_path.parent / "world.json"
-    if world_path or (wp.exists() and any(e.task.startswith("shop.") for e in examples)):
-        return load_world(wp), f"shop world ({wp})"
+    world_file = Path(world_path) if world_path else data_path.parent / "world.json"
+    if world_path or (world_file.exists() and any(e.task.startswith("shop.") for e in examples)):
+        from ..tasks.shop import load_world
+
+        return load_world(world_file), f"shop world ({world_file})"
     from ..tasks.gsm8k import Gsm8kVerifier
 
     return Gsm8kVerifier(), "arithmetic annotations <<expr=result>>"
