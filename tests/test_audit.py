@@ -8,8 +8,9 @@ import math
 
 import pytest
 
-from sftlens import audit as A
+from sftlens.audit import METRICS, Store, compare_models, faithfulness_module, trap_verdict
 from sftlens.cli import main
+from sftlens.core.errors import RecordError
 from sftlens.core.format import completion_text, prompt_text
 from sftlens.core.record import atomic_write_json, write_jsonl
 from sftlens.models import lm as lm_mod
@@ -137,8 +138,8 @@ def test_resume_after_interrupted_write(gsm_models, tmp_path, count_generate):
 def test_store_rejects_corruption_in_the_middle(tmp_path):
     p = tmp_path / "s.jsonl"
     p.write_text('{"key": "a"}\nnot json\n{"key": "b"}\n')
-    with pytest.raises(A.RecordError, match=r"s\.jsonl:2"):
-        A.Store(p)
+    with pytest.raises(RecordError, match=r"s\.jsonl:2"):
+        Store(p)
 
 
 def test_lab_layout_with_world_variants_and_faithfulness(tmp_path, count_generate):
@@ -165,7 +166,7 @@ def test_lab_layout_with_world_variants_and_faithfulness(tmp_path, count_generat
     assert "ki" in r["models"]["tuned"]["metrics"]
     assert set(r["variants"]["long"]) == {"base", "tuned"} and r["variants"]["long"]["base"]["n"] == 2
     assert r["run"]["generated_new"] == 2 * (4 + 2)
-    if A.faithfulness_module() is not None:
+    if faithfulness_module() is not None:
         assert r["faithfulness"]["status"] == "ran" and "aoc" in r["models"]["base"]["faithfulness"]
         assert (out / "faithfulness_base.json").exists()
     # a world file whose facts do not match its config is refused with one sentence
@@ -181,8 +182,8 @@ def test_adapter_audit_shares_weights(tmp_path, gsm_models):
     from transformers import AutoModelForCausalLM
 
     m = AutoModelForCausalLM.from_pretrained(gsm_models / "base")
-    pm = get_peft_model(m, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], init_lora_weights=False))
-    pm.save_pretrained(tmp_path / "adapter")
+    peft_model = get_peft_model(m, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], init_lora_weights=False))
+    peft_model.save_pretrained(tmp_path / "adapter")
     out = tmp_path / "audit"
     assert main(["audit", "--base", str(gsm_models / "base"), "--adapter", str(tmp_path / "adapter"), "--data", GSM,
                  "--limit", "4", "--out", str(out), "--no-faithfulness", *FAST]) == 0
@@ -225,12 +226,12 @@ def test_trap_verdict_and_comparison_from_rows():
             for i in range(40)]
     tuned = [{"id": str(i), "correct": float(i % 4 != 3), "flexible_correct": 1.0, "ig_mean": 0.1 - 0.01 * (i % 5)}
              for i in range(40)]
-    c = A.compare_models(base, tuned, metrics={k: A.METRICS[k] for k in ("correct", "flexible_correct", "ig_mean")})
+    c = compare_models(base, tuned, metrics={k: METRICS[k] for k in ("correct", "flexible_correct", "ig_mean")})
     acc = sum(t["correct"] for t in tuned) / 40 - sum(b["correct"] for b in base) / 40
     assert math.isclose(c["diff"]["correct"]["mean"], acc)
     assert c["mcnemar"]["strict"]["b01"] == 20 and c["mcnemar"]["strict"]["b10"] == 0
-    v = A.trap_verdict(c["diff"]["correct"], c["diff"]["ig_mean"])
+    v = trap_verdict(c["diff"]["correct"], c["diff"]["ig_mean"])
     assert v["status"] == "yes" and v["text"].startswith("Accuracy trap: YES") and "nats/step" in v["text"]
     # information gain up: no trap
-    v2 = A.trap_verdict(c["diff"]["correct"], {"mean": 0.1, "lo": 0.05, "hi": 0.15, "n": 40})
+    v2 = trap_verdict(c["diff"]["correct"], {"mean": 0.1, "lo": 0.05, "hi": 0.15, "n": 40})
     assert v2["status"] == "no"

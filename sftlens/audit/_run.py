@@ -1,0 +1,168 @@
+"""Orchestration: the model audit and the predictions audit, from inputs to the saved results."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from pathlib import Path
+from typing import Callable, Iterator
+
+from ..core.console import make_console, progress
+from ..core.errors import UserError
+from ..core.record import Example, Sample, atomic_write_json, write_jsonl
+from ._cache import Store
+from ._faithfulness import faithfulness_module, run_faithfulness
+from ._io import RESULTS_FILE, ROWS_FILE, SAMPLES_FILE, clean_json, write_report
+from ._models import ModelHandle, load_models
+from ._predictions import read_predictions
+from ._results import ModelEvidence, build_results
+from ._spec import AuditSpec, load_data, pick_verifier
+from ._stages import GenSettings, add_format_gap, generate_cached, score_cached
+
+ROLES = ("base", "tuned")
+
+
+@contextlib.contextmanager
+def _stage_bars(enabled: bool = True) -> Iterator[Callable[[str, int], Callable[[int], None]]]:
+    """Yields ``start(description, total) -> advance(n)``: bars with an ETA on stderr, or nothing."""
+    bars = progress(make_console(stderr=True) if enabled else None, width=34)
+
+    def start(description: str, total: int) -> Callable[[int], None]:
+        task_id = bars.add_task(description, total=max(total, 0), info="")
+        return lambda n=1: bars.advance(task_id, n)
+
+    with bars:
+        yield start
+
+
+def _check_tuned(spec: AuditSpec) -> None:
+    """Exactly one of ``--tuned`` and ``--adapter`` names the tuned model."""
+    if spec.adapter and spec.tuned:
+        raise UserError("give either --tuned or --adapter (the tuned model is then base+adapter), not both")
+    if not spec.adapter and not spec.tuned:
+        raise UserError("missing the tuned model: pass --tuned PATH, or --adapter PATH for a LoRA adapter on --base")
+
+
+def _faithfulness_status(requested: bool, module) -> dict:
+    """``results["faithfulness"]``: whether the battery ran, and why not."""
+    if not requested:
+        return {"status": "off", "reason": "--no-faithfulness"}
+    if module is None:
+        return {"status": "unavailable", "reason": "sftlens.metrics.faithfulness is not installed in this version"}
+    return {"status": "ran", "per_example_file": "faithfulness_<role>.json"}
+
+
+def run_audit(spec: AuditSpec) -> dict:
+    """Run (or resume) an audit and write ``results.json``, ``report.html`` and ``report.md``;
+    returns the results."""
+    started = time.time()
+    _check_tuned(spec)
+    out = Path(spec.out)
+    out.mkdir(parents=True, exist_ok=True)
+    data_path = Path(spec.data)
+    fields = (spec.fmt, spec.question_field, spec.answer_field, spec.steps_field, spec.step_splitter, spec.id_field)
+    examples, data_format = load_data(data_path, spec.limit, *fields)
+    verifier, verifier_label = pick_verifier(examples, data_path, spec.world)
+    world = verifier if verifier_label.startswith("shop") else None
+    example_sets: dict[str, list[Example]] = {"main": examples}
+    for name, variant_path in spec.variants.items():
+        example_sets[name], _ = load_data(variant_path, spec.limit, *fields)
+    gen = GenSettings(spec.max_new_tokens, spec.batch_size, spec.temperature, spec.seed)
+    samples_store = Store(out / SAMPLES_FILE)
+    rows_store = Store(out / ROWS_FILE, key_field="row_key")
+    faith_module = faithfulness_module() if spec.faithfulness else None
+    notes: list[str] = []
+    if samples_store.dropped_partial:
+        notes.append("samples.jsonl ended in a truncated line (an interrupted run); it was dropped and regenerated")
+
+    base, load_tuned = load_models(spec.base, spec.tuned, spec.adapter, spec.device, spec.dtype, spec.revision)
+    handles: dict[str, ModelHandle] = {}
+    n_all = sum(map(len, example_sets.values()))
+    generated = {role: 0 for role in ROLES}
+    samples: dict[str, dict[str, list[Sample]]] = {role: {} for role in ROLES}
+    rows: dict[str, dict[str, list[dict]]] = {role: {} for role in ROLES}
+    batteries: dict[str, list[dict] | None] = {role: None for role in ROLES}
+    scored = 0
+    with _stage_bars(spec.show_progress) as start_bar:
+        for role in ROLES:
+            handle = handles[role] = base if role == "base" else load_tuned()
+            advance = start_bar(f"generate ({role})", n_all)
+            for set_name, set_examples in example_sets.items():
+                samples[role][set_name], n_new = generate_cached(handle, set_examples, set_name, samples_store, gen,
+                                                                 advance)
+                generated[role] += n_new
+            if faith_module is not None:
+                batteries[role] = run_faithfulness(handle, examples, samples[role]["main"], spec.seed, world, out,
+                                                   spec.batch_size, spec.max_new_tokens,
+                                                   start_bar(f"faithfulness ({role})", 4 * len(examples)))
+        for role in ROLES:
+            advance = start_bar(f"score ({role}, scorer = base)", n_all)
+            for set_name, set_examples in example_sets.items():
+                scorer = base if set_name == "main" else None
+                rows[role][set_name], n_new = score_cached(samples[role][set_name], set_examples, scorer, verifier,
+                                                           verifier_label, rows_store, spec.batch_size, advance)
+                scored += n_new
+
+    tuned = handles["tuned"]
+    if base.lm.tokenizer is not tuned.lm.tokenizer and len(base.lm.tokenizer) != len(tuned.lm.tokenizer):
+        notes.append(f"the tuned model's tokenizer has {len(tuned.lm.tokenizer)} tokens, the base's "
+                     f"{len(base.lm.tokenizer)}; the tuned chains are scored as text by the base")
+    notes.append("information gain is scored by the base model for both models (one scale), toward the "
+                 "reference answer; NaN/n/a marks chains without steps")
+    inputs = {"base": spec.base, "tuned": spec.tuned, "adapter": spec.adapter, "data": str(data_path),
+              "format": data_format, "n_examples": len(examples), "verifier": verifier_label,
+              "variants": dict(spec.variants), "limit": spec.limit, "seed": spec.seed,
+              "generation": gen.as_key() | {"batch_size": gen.batch_size},
+              "device": str(base.lm.device), "dtype": str(next(base.lm.model.parameters()).dtype)}
+    evidence = [ModelEvidence(role, handles[role].describe(), samples[role]["main"], rows[role]["main"],
+                              batteries[role]) for role in ROLES]
+    variant_rows = {name: {role: rows[role][name] for role in ROLES} for name in spec.variants}
+    run = {"generated_new": sum(generated.values()), "generated_new_per_model": generated,
+           "reused": 2 * n_all - sum(generated.values()), "scored_new": scored,
+           "elapsed_s": round(time.time() - started, 2)}
+    results = build_results("models", evidence, inputs=inputs, seed=spec.seed,
+                            n_examples_shown=spec.n_examples_shown,
+                            faithfulness=_faithfulness_status(spec.faithfulness, faith_module), run=run, notes=notes,
+                            variant_rows=variant_rows)
+    atomic_write_json(out / RESULTS_FILE, results)
+    write_report(out)
+    return results
+
+
+def audit_predictions(path: str | os.PathLike, out: str | os.PathLike, seed: int = 0,
+                      n_examples_shown: int = 5) -> dict:
+    """Score saved generations with text metrics only and compare the models in the file pairwise.
+
+    Writes ``samples.jsonl``, ``metrics.jsonl``, ``results.json`` and the reports into ``out``.
+    """
+    from ..evaluate import score_samples
+    from ..tasks.gsm8k import Gsm8kVerifier
+
+    started = time.time()
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    samples, examples, paired_by = read_predictions(path)
+    verifier_label = "arithmetic annotations <<expr=result>>"
+    rows = score_samples(samples, examples, scorer=None, verifier=Gsm8kVerifier())
+    for row, sample in zip(rows, samples):
+        add_format_gap(row).update(key=sample.meta["key"], row_key=sample.meta["key"], role=sample.model, set="main",
+                   verifier=verifier_label)
+    write_jsonl(out / SAMPLES_FILE, [{"key": s.meta["key"], "role": s.model, "set": "main", **s.to_dict()}
+                                    for s in samples])
+    write_jsonl(out / ROWS_FILE, [clean_json(r) for r in rows])
+    names = list(dict.fromkeys(s.model for s in samples))
+    evidence = [ModelEvidence(name, {"name": name, "identity": None}, [s for s in samples if s.model == name],
+                              [r for s, r in zip(samples, rows) if s.model == name]) for name in names]
+    notes = ["text metrics only: generations were scored from the file without loading a model, so "
+             "information gain, Knowledge Index and faithfulness are not computed",
+             f"models are paired by {paired_by}"]
+    inputs = {"predictions": str(path), "paired_by": paired_by, "n_lines": len(samples), "models": names,
+              "verifier": verifier_label, "seed": seed}
+    run = {"generated_new": 0, "scored_new": len(rows), "elapsed_s": round(time.time() - started, 2)}
+    results = build_results("predictions", evidence, inputs=inputs, seed=seed, n_examples_shown=n_examples_shown,
+                            faithfulness={"status": "off", "reason": "saved generations: no model loaded"},
+                            run=run, notes=notes)
+    atomic_write_json(out / RESULTS_FILE, results)
+    write_report(out)
+    return results

@@ -1,0 +1,80 @@
+"""What an audit is asked to do and where its examples and step verifier come from."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..core.errors import UserError
+from ..core.record import Example, RecordError, iter_dicts
+
+
+@dataclass
+class AuditSpec:
+    """Everything ``sftlens audit`` was asked to do (stored in ``results.json["inputs"]``)."""
+
+    base: str
+    data: str
+    out: str
+    tuned: str | None = None
+    adapter: str | None = None
+    world: str | None = None
+    variants: dict[str, str] = field(default_factory=dict)
+    limit: int | None = None
+    seed: int = 0
+    max_new_tokens: int = 256
+    batch_size: int = 16
+    temperature: float = 0.0
+    faithfulness: bool = True
+    device: str | None = None
+    dtype: str | None = None
+    revision: str | None = None
+    fmt: str = "auto"
+    question_field: str | None = None
+    answer_field: str | None = None
+    steps_field: str | None = None
+    step_splitter: str | None = None
+    id_field: str | None = None
+    n_examples_shown: int = 5
+    show_progress: bool = True
+
+
+def load_data(path: str | os.PathLike, limit: int | None = None, fmt: str = "auto",
+              question_field: str | None = None, answer_field: str | None = None,
+              steps_field: str | None = None, step_splitter: str | None = None,
+              id_field: str | None = None) -> tuple[list[Example], str]:
+    """Examples from a JSONL file (or a Hub dataset name) and the format they were read as, through
+    :func:`sftlens.data.loaders.load_examples`: ``sftlens`` (our schema, e.g. a lab's
+    ``data/test.jsonl``), ``gsm8k``, or ``fields`` (a field mapping). Errors name ``FILE:LINE``."""
+    from ..data.loaders import detect_format, load_examples
+
+    if limit is not None and limit < 1:
+        raise UserError(f"--limit must be at least 1, got {limit}")
+    field_mapping = {k: v for k, v in dict(question_field=question_field, steps_field=steps_field,
+                                           step_splitter=step_splitter, answer_field=answer_field,
+                                           id_field=id_field).items() if v is not None}
+    data_format = fmt
+    if fmt == "auto":
+        data_format = "fields" if field_mapping else "hf"
+        if Path(path).is_file():
+            for _, first_record in iter_dicts(Path(path)):
+                data_format = "fields" if field_mapping else (detect_format(first_record) or "fields")
+                break
+    examples = list(load_examples(str(path), fmt=fmt, limit=limit, **field_mapping))
+    if not examples:
+        raise RecordError(f"{path}: no examples (the file is empty)")
+    return examples, data_format
+
+
+def pick_verifier(examples: list[Example], data_path: Path, world_path: str | None):
+    """The step verifier for these examples and a label: the shop world when a world file is given
+    or lies next to the data as ``world.json``, else the GSM8K annotation checker (``<<a*b=c>>``)."""
+    world_file = Path(world_path) if world_path else data_path.parent / "world.json"
+    if world_path or (world_file.exists() and any(e.task.startswith("shop.") for e in examples)):
+        from ..tasks.shop import load_world
+
+        return load_world(world_file), f"shop world ({world_file})"
+    from ..tasks.gsm8k import Gsm8kVerifier
+
+    return Gsm8kVerifier(), "arithmetic annotations <<expr=result>>"
