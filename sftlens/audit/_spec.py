@@ -69,12 +69,13 @@ def load_data(path: str | os.PathLike, limit: int | None = None, fmt: str = "aut
 
 def pick_verifier(examples: list[Example], data_path: Path, world_path: str | None):
     """The step verifier for these examples and a label: the shop world when a world file is given
-    or lies next to the data as ``world.json``, else the GSM8K annotation checker (``<<a*b=c>>``)."""
+    or lies next to the data as ``world.json``, else what the task registry picks
+    (:func:`sftlens.tasks.verifier_for`: the GSM8K annotation checker ``<<a*b=c>>`` for GSM8K and text)."""
+    from ..tasks import verifier_for
+
     world_file = Path(world_path) if world_path else data_path.parent / "world.json"
     if world_path or (world_file.exists() and any(e.task.startswith("shop.") for e in examples)):
         from ..tasks.shop import load_world
 
-        return load_world(world_file), f"shop world ({world_file})"
-    from ..tasks.gsm8k import Gsm8kVerifier
-
-    return Gsm8kVerifier(), "arithmetic annotations <<expr=result>>"
+        return verifier_for(examples, load_world(world_file)), f"shop world ({world_file})"
+    return verifier_for(examples), "arithmetic annotations <<expr=result>>"

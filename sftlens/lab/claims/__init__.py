@@ -18,7 +18,7 @@ any new data condition with ``register_condition``) and one import line below.
 from __future__ import annotations
 
 from ...metrics.stats import bootstrap_mean, column
-from . import accuracy_trap, faithfulness, swapped_traces, instructions, memorisation, curation  # noqa: F401,I001  (registers, in this order)
+from . import accuracy_trap, faithfulness, swapped_traces, instructions, memorisation, curation  # noqa: F401  (registers)
 from ._base import CLAIMS, Claim, ClaimResult, FinishedRun, model_summary, register_claim
 
 
