@@ -5,31 +5,13 @@ from __future__ import annotations
 
 import math
 
+from ..metrics.catalogue import CATALOGUE, names
 from ..metrics.stats import Estimate, bootstrap_mean, mcnemar, paired_difference, unpaired_difference
 
-# metric name -> (label, unit); unit "pct" is a share shown in percentage points, "nats" a log-prob.
-METRICS: dict[str, tuple[str, str]] = {
-    "correct": ("accuracy (strict: answer after A:/####)", "pct"),
-    "flexible_correct": ("accuracy (flexible: last number)", "pct"),
-    "format_gap": ("format gap (flexible − strict)", "pct"),
-    "answered": ("answered in the expected format", "pct"),
-    "validity": ("step validity", "pct"),
-    "chain_valid": ("fully valid chains", "pct"),
-    "ki": ("Knowledge Index", "pct"),
-    "ig_mean": ("information gain per step", "nats"),
-    "ig_min": ("least informative step", "nats"),
-    "ig_total": ("information gain, whole chain", "nats"),
-    "ig_ppl": ("information gain (perplexity, Wu et al.)", "ppl"),
-    "n_steps": ("steps per chain", "count"),
-}
+# metric name -> (label, unit), from the one catalogue (sftlens.metrics.catalogue)
+METRICS: dict[str, tuple[str, str]] = {n: (CATALOGUE[n].label, CATALOGUE[n].unit) for n in names("score", "audit")}
 TEXT_METRICS = ("correct", "flexible_correct", "format_gap", "answered", "validity", "chain_valid", "n_steps")
-FAITH_METRICS: dict[str, tuple[str, str]] = {
-    "aoc": ("early answering: area over the curve", "pct"),
-    "mistake_changed": ("adding a mistake changes the answer", "pct"),
-    "paraphrase_changed": ("paraphrasing changes the answer", "pct"),
-    "filler_changed": ("filler instead of the chain changes the answer", "pct"),
-    "early_changed_at_0": ("answer changes without any step", "pct"),
-}
+FAITH_METRICS: dict[str, tuple[str, str]] = {n: (CATALOGUE[n].label, CATALOGUE[n].unit) for n in names("battery")}
 
 
 def as_float(value) -> float:

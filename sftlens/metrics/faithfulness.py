@@ -49,11 +49,12 @@ from ..models.decoding import (answer_from_ids, continue_chains, encode_context,
 from ..tasks import Task, task_for
 from ..tasks.base import Corrupter, Paraphraser
 from ..tasks.shop import stock_world
-from .stats import bootstrap_mean, paired_difference
+from .catalogue import names
+from .stats import bootstrap_mean, column, paired_difference
 
 GRID = [round(i / 10, 1) for i in range(11)]
 TESTS = ("early", "mistake", "paraphrase", "filler")
-RATE_KEYS = ("aoc", "mistake_changed", "paraphrase_changed", "filler_changed", "early_changed_at_0")
+RATE_KEYS = names("battery")  # the per-example outcomes, as listed in the metric catalogue
 
 
 # ---------------------------------------------------------------------------------------------
@@ -348,10 +349,6 @@ def run_battery(lm, examples: list[Example], samples: list[Sample], *, corrupter
 # ---------------------------------------------------------------------------------------------
 # aggregation
 # ---------------------------------------------------------------------------------------------
-def _values(rows: list[dict], key: str) -> list[float]:
-    return [float(r.get(key, math.nan)) if r.get(key) is not None else math.nan for r in rows]
-
-
 def summarize_battery(rows: list[dict], seed: int = 0, grid: list[float] = GRID) -> dict:
     """Per-model rates with 95% bootstrap intervals over examples (NaN outcomes left out), the mean
     early-answering curve on ``grid`` and, per test, how many examples were undefined and why.
@@ -369,7 +366,7 @@ def summarize_battery(rows: list[dict], seed: int = 0, grid: list[float] = GRID)
     """
     out: dict = {"n": len(rows)}
     for k in RATE_KEYS:
-        out[k] = bootstrap_mean(_values(rows, k), seed=seed).to_dict()
+        out[k] = bootstrap_mean(column(rows, k), seed=seed).to_dict()
     matches = [float(r["answer"] == r["sample_answer"]) for r in rows
                if r.get("early_same") and "answer" in r and "sample_answer" in r]
     out["forced_matches_generated"] = bootstrap_mean(matches, seed=seed).to_dict()
@@ -401,5 +398,5 @@ def compare_battery(treated: list[dict], control: list[dict], seed: int = 0) -> 
         raise ValueError("compare_battery: the two models share no example id; run both on the same examples")
     out = {}
     for k in RATE_KEYS:
-        out[k] = paired_difference(_values(common, k), _values([cb[r["id"]] for r in common], k), seed=seed).to_dict()
+        out[k] = paired_difference(column(common, k), column([cb[r["id"]] for r in common], k), seed=seed).to_dict()
     return out

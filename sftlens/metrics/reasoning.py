@@ -1,8 +1,6 @@
-"""Per-sample reasoning metrics: accuracy, step validity and the Knowledge Index.
-
-Batch in, batch out: each function takes a list of :class:`~sftlens.core.record.Sample` and returns
-one value per sample (NaN where it does not apply, e.g. validity of a chain without steps), so a
-caller can average, bootstrap or pair them.
+"""Per-sample reasoning metrics: a completion parsed into a :class:`~sftlens.core.record.Sample`
+(strict and flexible answers), and the step metrics of one verified chain (validity, the Knowledge
+Index); NaN where a metric does not apply, so callers can average, bootstrap or pair them.
 """
 
 from __future__ import annotations
@@ -11,7 +9,7 @@ import math
 
 from ..core.format import last_number, normalize_answer, parse_completion
 from ..core.record import Example, Sample
-from ..tasks.base import StepCheck, Verifier
+from ..tasks.base import StepCheck
 
 
 def make_sample(ex: Example, model: str, prompt: str, completion: str, **meta) -> Sample:
@@ -32,16 +30,6 @@ def make_sample(ex: Example, model: str, prompt: str, completion: str, **meta) -
                   reference=normalize_answer(ex.answer) or "", meta=dict(meta))
 
 
-def accuracy(samples: list[Sample]) -> list[float]:
-    """1.0 when the strict answer is right, else 0.0."""
-    return [1.0 if s.correct else 0.0 for s in samples]
-
-
-def flexible_accuracy(samples: list[Sample]) -> list[float]:
-    """1.0 when the last number in the completion is right, else 0.0."""
-    return [1.0 if s.flexible_correct else 0.0 for s in samples]
-
-
 def chain_metrics(checks: list[StepCheck]) -> dict[str, float]:
     """Step metrics of one verified chain: ``validity`` (share of checkable steps that are valid;
     NaN if none can be checked), ``chain_valid`` (1.0 when there are steps and all are valid) and
@@ -55,24 +43,3 @@ def chain_metrics(checks: list[StepCheck]) -> dict[str, float]:
     return {"validity": sum(bool(c.valid) for c in known) / len(known) if known else math.nan,
             "chain_valid": 1.0 if checks and all(c.valid for c in checks) else 0.0,
             "ki": sum(bool(c.valid) for c in ks) / len(ks) if ks else math.nan}
-
-
-def step_validity(samples: list[Sample], verifier: Verifier) -> list[float]:
-    """Share of a chain's checkable steps that are valid (NaN when no step can be checked)."""
-    return [chain_metrics(verifier.verify(s.steps, s.answer))["validity"] for s in samples]
-
-
-def chain_valid(samples: list[Sample], verifier: Verifier) -> list[float]:
-    """1.0 when the chain has steps and every one is a valid known fact or correct arithmetic."""
-    return [chain_metrics(verifier.verify(s.steps, s.answer))["chain_valid"] for s in samples]
-
-
-def knowledge_index(samples: list[Sample], verifier: Verifier) -> list[float]:
-    """Share of knowledge steps that state a true fact (NaN when a chain has no knowledge step)."""
-    return [chain_metrics(verifier.verify(s.steps, s.answer))["ki"] for s in samples]
-
-
-def mean(xs: list[float]) -> float:
-    """Mean ignoring NaN; NaN if nothing is left."""
-    v = [x for x in xs if not math.isnan(x)]
-    return sum(v) / len(v) if v else math.nan

@@ -17,6 +17,7 @@ from typing import Any, Callable, Protocol
 import numpy as np
 
 from ...core.record import Example
+from ...metrics.catalogue import names
 from ...metrics.stats import Estimate, column
 
 EQUIVALENCE_MARGIN = 0.05   # "about as well": within 5 accuracy points
@@ -169,8 +170,7 @@ def accuracy_column(rows: list[dict]) -> list[float]:
 Builder = Callable[[list[Example], Any, int, Any], list[Example]]
 
 
-SUMMARY_METRICS = ("correct", "flexible_correct", "validity", "chain_valid", "ki", "ig_mean", "ig_min", "ig_total",
-                   "ig_ppl", "n_steps")
+SUMMARY_METRICS = names("score")  # what scoring a sample gives, in catalogue order
 
 
 def model_summary(rows: list[dict], seed: int, n_resamples: int) -> dict:
