@@ -32,3 +32,17 @@ def tiny_saved(tmp_path_factory, world_splits):
     model.save_pretrained(d)
     tok.save_pretrained(d)
     return d
+
+
+@pytest.fixture(scope="session")
+def micro_run(tmp_path_factory):
+    """One finished micro lab run (seed 0), shared by the lab and verdict tests: ``(folder, results)``."""
+    from sftlens.lab.runner import run_lab
+
+    out = tmp_path_factory.mktemp("lab") / "micro"
+    return out, run_lab(out, preset="micro", seed=0)
+
+
+@pytest.fixture(scope="session")
+def micro_results(micro_run):
+    return micro_run[1]

@@ -9,13 +9,6 @@ from sftlens.cli import main
 from sftlens.lab.runner import LabConfigMismatch, run_lab
 
 
-@pytest.fixture(scope="module")
-def micro_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("lab") / "micro"
-    res = run_lab(out, preset="micro", seed=0)
-    return out, res
-
-
 def _numbers(results):
     return json.dumps(results["claims"], sort_keys=True) + json.dumps(results["models"], sort_keys=True)
 
@@ -68,3 +61,28 @@ def test_rerun_with_other_settings_is_refused(micro_run, capsys):
         run_lab(out, preset="micro", seed=1)
     assert main(["lab", "--preset", "micro", "--seed", "1", "--out", str(out), "--quiet"]) == 2
     assert "other settings" in capsys.readouterr().err
+
+
+def test_several_seeds_write_per_seed_and_pooled_verdicts(micro_run, tmp_path):
+    out, _ = micro_run
+    pooled_dir = tmp_path / "pooled"
+    shutil.copytree(out, pooled_dir / "seed_0")  # seed 0 is finished: only seed 1 trains here
+    (pooled_dir / "seed_0" / "results.json").unlink()
+    assert main(["lab", "--preset", "micro", "--seeds", "0,1", "--out", str(pooled_dir), "--quiet"]) == 0
+    pooled = json.loads((pooled_dir / "results.json").read_text())
+    assert pooled["seeds"] == [0, 1]
+    for cid, c in pooled["claims"].items():
+        assert {"sesoi", "test", "guards", "mde", "p_holm", "per_seed"} <= set(c), cid
+        assert set(c["per_seed"]) == {"0", "1"} and c["n_seeds"] == 2 and c["exploratory"] is False
+    for s in (0, 1):
+        single = json.loads((pooled_dir / f"seed_{s}" / "results.json").read_text())
+        assert single["seeds"] == [s]
+    assert "seeds 0, 1" in (pooled_dir / "report.md").read_text()
+
+
+def test_bad_seed_lists_are_refused(tmp_path, capsys):
+    assert main(["lab", "--preset", "micro", "--seed", "-1", "--out", str(tmp_path / "x"), "--quiet"]) == 2
+    assert "--seed" in capsys.readouterr().err and not (tmp_path / "x").exists()
+    with pytest.raises(SystemExit):
+        main(["lab", "--preset", "micro", "--seeds", "0,0", "--out", str(tmp_path / "y"), "--quiet"])
+    assert not (tmp_path / "y").exists()

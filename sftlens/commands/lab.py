@@ -10,12 +10,34 @@ def add_parser(sub) -> None:
                        description="Run the embedded lab: generate the shop world, pretrain a tiny base, fine-tune it "
                                    "under each data condition, audit every model and write DIR/results.json and "
                                    "DIR/report.md. Rerunning with the same --out resumes.")
-    p.add_argument("--preset", default="quick", choices=["micro", "quick"],
-                   help="size of the run: micro (tests, <1 min, noise) or quick (make lab, ~10 min)")
+    p.add_argument("--preset", default="quick", choices=["micro", "quick", "standard"],
+                   help="size of the run: micro (tests, about a minute, noise), quick (make lab, one seed: "
+                        "exploratory) or standard (quick's sizes over five seeds: the verdicts to quote)")
     p.add_argument("--out", default="runs/quick", help="output folder; an existing run there is resumed")
-    p.add_argument("--seed", type=int, default=0, help="seed for the world, the models and the statistics")
+    seeds = p.add_mutually_exclusive_group()
+    seeds.add_argument("--seed", type=int, default=None,
+                       help="run one seed (world, initialisation, data order and statistics); default: the preset's")
+    seeds.add_argument("--seeds", type=_seed_list, default=None, metavar="S,S,...",
+                       help="run these seeds (e.g. 0,1,2) in DIR/seed_<s>/ and pool them in DIR/results.json")
+    seeds.add_argument("--n-seeds", type=int, default=None, metavar="N", help="run seeds 0..N-1 (as --seeds)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=run)
+
+
+def _first_reason(reason: str) -> str:
+    """The first of a verdict's reasons (the terminal table stays short; the report has them all)."""
+    parts = [r for r in reason.split("; ") if r]
+    return parts[0] + (f" (+{len(parts) - 1} more in the report)" if len(parts) > 1 else "") if parts else ""
+
+
+def _seed_list(text: str) -> list[int]:
+    try:
+        seeds = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers such as 0,1,2, got '{text}'") from None
+    if not seeds or any(s < 0 for s in seeds) or len(set(seeds)) != len(seeds):
+        raise argparse.ArgumentTypeError(f"expected distinct seeds >= 0 such as 0,1,2, got '{text}'")
+    return seeds
 
 
 def run(args: argparse.Namespace) -> int:
@@ -24,21 +46,27 @@ def run(args: argparse.Namespace) -> int:
     from ..core.errors import UserError
     from ..lab.runner import LabConfigMismatch, run_lab
 
+    if args.seed is not None and args.seed < 0:
+        raise UserError(f"--seed: expected a seed >= 0, got {args.seed}")
+    if args.n_seeds is not None and args.n_seeds < 1:
+        raise UserError(f"--n-seeds: expected at least 1, got {args.n_seeds}")
+    seeds = args.seeds if args.seeds is not None else (list(range(args.n_seeds)) if args.n_seeds else None)
     console = None if args.quiet else Console()
     try:
-        results = run_lab(args.out, preset=args.preset, seed=args.seed, console=console)
+        results = run_lab(args.out, preset=args.preset, seed=args.seed, seeds=seeds, console=console)
     except LabConfigMismatch as e:
         raise UserError(str(e)) from None
     if console is not None:
         from rich.table import Table
 
         t = Table(title=f"sftlens lab — {args.out}")
-        for c in ("claim", "verdict", "effect"):
+        for c in ("claim", "verdict", "effect (90% interval)", "why"):
             t.add_column(c)
         for k, c in results["claims"].items():
             e = c["effect"]
             eff = "n/a" if e.get("mean") != e.get("mean") else f"{e['mean']:+.3f} [{e['lo']:+.3f}, {e['hi']:+.3f}]"
-            t.add_row(k, c["verdict"], f"{e.get('name', '')}: {eff}")
+            t.add_row(k, c["verdict"] + (" (single seed)" if c.get("exploratory") else ""),
+                      f"{e.get('name', '')}: {eff}", _first_reason(c.get("reason", "")))
         console.print(t)
         console.print(f"wrote {args.out}/results.json and {args.out}/report.md")
     return 0

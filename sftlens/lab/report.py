@@ -17,15 +17,22 @@ from .claims import CLAIMS, Claim
 def render_markdown(results: dict, plots: dict[str, str], timings: dict | None = None) -> str:
     """The findings report as Markdown."""
     claims = results["claims"]
-    lines = [f"# sftlens lab — findings (preset `{results['preset']}`, seed {results['seed']})", ""]
+    seeds = results.get("seeds", [results["seed"]])
+    lines = [f"# sftlens lab — findings (preset `{results['preset']}`, seed{'s' if len(seeds) > 1 else ''} "
+             f"{', '.join(map(str, seeds))})", ""]
     lines += ["A tiny Llama is pretrained from scratch on a synthetic shop world (facts + simple worked problems), "
               "then fine-tuned (TRL SFT) under several data conditions. Every model is audited on the same held-out "
               "problems and on out-of-distribution variants. Each verdict follows the decision rule printed under "
-              "it, applied to the measured 95% bootstrap intervals — not to the papers' numbers.", ""]
-    lines += ["## Verdicts", "", md_table(["claim", "verdict", "measured effect"],
-                                          [[cid, VERDICT_MARK.get(c["verdict"], c["verdict"]),
-                                            f"{c['effect'].get('name', '')}: {num(c['effect'], 3, True)}"]
-                                           for cid, c in claims.items()]), ""]
+              "it (the protocol: a stated smallest effect of interest, superiority or equivalence, guards), applied to "
+              "the measured intervals — not to the papers' numbers.", ""]
+    lines += ["## Verdicts", "",
+              f"Seeds: {', '.join(map(str, seeds))}" + (" — **single seed: exploratory** (intervals cover test-set "
+                                                         "sampling only, not training variance)" if len(seeds) == 1
+                                                         else " (pooled by a two-level bootstrap: seeds, then problems)"),
+              "", md_table(["claim", "verdict", "measured effect (90% interval)", "p", "p (Holm)", "why"],
+                           [[cid, _verdict(c), f"{c['effect'].get('name', '')}: {num(c['effect'], 3, True)}",
+                             _p(c.get("p_value")), _p(c.get("p_holm")), c.get("reason", "")]
+                            for cid, c in claims.items()]), "", VERDICT_WORDS, ""]
     lines += ["## Models", "", md_table(
         ["model", "how it was made", "test accuracy", "fact probes (Q/A, no steps)"],
         [[m, _how(d["info"]), pct(d["accuracy"]), pct(d["fact_probe_accuracy"])] for m, d in results["models"].items()]),
@@ -33,8 +40,9 @@ def render_markdown(results: dict, plots: dict[str, str], timings: dict | None =
         "model that always starts a chain fails them even when its chains state the facts correctly (see the "
         "Knowledge Index under C1): a drop here measures lost question formats as much as lost knowledge.", ""]
     for cid, c in claims.items():
-        lines += [f"## {cid} — {VERDICT_MARK.get(c['verdict'], c['verdict'])}", "", f"**Claim.** {c['claim']}", "",
-                  f"**Decision rule.** {c['rule']}", ""]
+        lines += [f"## {cid} — {_verdict(c)}", "", f"**Claim.** {c['claim']}", ""]
+        lines += _protocol_lines(c)
+        lines += [f"**Decision rule.** {c['rule']}", ""]
         lines += CLAIMS.get(cid, Claim()).report_section(c, plots)
         lines += [f"- {note}" for note in c.get("notes", [])]
         lines.append("")
@@ -43,15 +51,58 @@ def render_markdown(results: dict, plots: dict[str, str], timings: dict | None =
     return "\n".join(lines)
 
 
+VERDICT_WORDS = (
+    "What the words mean, for every claim alike: **reproduced** — the stated effect was measured beyond its "
+    "smallest effect of interest (or, for an equivalence claim, shown to lie within it), no guard applied, and it "
+    "survives Holm's adjustment across the claims; **not reproduced** — the interval shows the effect is smaller "
+    "than what matters (or, for equivalence, that a difference that matters exists); **inconclusive** — the "
+    "interval allows both, or a guard applied (too few pairs, a constant column, a floor or ceiling, no signal "
+    "in the control), and the reason is printed. The tables under each claim are descriptive (95% intervals).")
+
+
+def _verdict(c: dict) -> str:
+    mark = VERDICT_MARK.get(c["verdict"], c["verdict"])
+    return mark + (" (single seed: exploratory)" if c.get("exploratory") else "")
+
+
+def _p(p) -> str:
+    return "n/a" if p is None or p != p else f"{p:.3g}"
+
+
+def _protocol_lines(c: dict) -> list[str]:
+    """The protocol stated before any number, then what it concluded per seed."""
+    if "sesoi" not in c:
+        return []
+    lines = [f"**Primary quantity.** {c['quantity']}", "",
+             f"**Smallest effect of interest (SESOI).** {c['sesoi']:g} — {c['sesoi_reason']}", "",
+             f"**Test.** {c['test']}" + (f" (claimed direction: {'rise' if c['direction'] > 0 else 'fall'})"
+                                        if c["test"] == "superiority" else " (two one-sided tests, 90% interval)"),
+             "", "**Guards.** too few pairs, a constant column, floor or ceiling, no signal in the control — "
+             + ("applied: " + "; ".join(c["guards"]) if c["guards"] else "none applied"), "",
+             f"**Minimum detectable effect** (80% power, two-sided 5%) at this n: {c['mde']:.3f}"
+             + (" — larger than the SESOI: this run cannot reliably see an effect of that size"
+                if c["mde"] == c["mde"] and c["mde"] > c["sesoi"] else ""), ""]
+    rows = []
+    for seed, entry in c.get("per_seed", {}).items():
+        for name, d in entry["comparisons"].items():
+            rows.append([seed, name, num(d["estimate"], 3, True), str(d["n"]), d["verdict"],
+                         entry["verdict"] + (" (guarded)" if entry["guards"] else "")])
+    if rows:
+        lines += [md_table(["seed", "comparison", "estimate (90% interval)", "pairs", "comparison verdict",
+                            "seed verdict"], rows), ""]
+    return lines
+
+
 def _how(info: dict) -> str:
     if info.get("kind") == "pretrained":
         return f"pretrained from scratch, {info.get('params', 0) / 1e6:.2f}M params, {info.get('steps')} steps"
     return f"SFT on '{info.get('condition')}' ({info.get('examples')} examples, {info.get('steps')} steps)"
 
 
-def write_report(run, results: dict) -> Path:
-    """Write ``report.md`` and every claim's plots into the run folder; returns the report path."""
-    out = Path(run.out)
+def write_report(run, results: dict, out: Path | None = None) -> Path:
+    """Write ``report.md`` and every claim's plots into ``out`` (default: the run's folder); returns
+    the report path. Plots are drawn from ``run`` (the first seed's run when several are pooled)."""
+    out = Path(out if out is not None else run.out)
     plots: dict[str, str] = {}
     for cid, c in results["claims"].items():
         if cid in CLAIMS:

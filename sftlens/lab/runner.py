@@ -306,13 +306,11 @@ class Lab:
     def models(self) -> list[str]:
         return ["base"] + self.conditions()
 
-    def run(self) -> dict:
-        """Run (or resume) every stage; returns the results dict also written to ``results.json``."""
+    def run_stages(self) -> None:
+        """Run (or resume) every training and evaluation stage."""
         from ..models.lm import load_lm
-        from .report import write_report
 
         quiet_libraries()
-        t_all = time.time()
         self.check_config()
         self.stage_data()
         self.stage_base()
@@ -328,10 +326,21 @@ class Lab:
         scorer = None
         for m in self.models():
             self.stage_faithfulness(m)
+
+    def run(self, seed_runs: list["Lab"] | None = None, out: Path | None = None) -> dict:
+        """Run (or resume) every stage; returns the results dict also written to ``results.json``.
+
+        With ``seed_runs`` (finished runs of other seeds, this one first) the verdicts pool them and
+        the results and report go to ``out`` instead of this run's folder."""
+        from .report import write_report
+
+        t_all = time.time()
+        self.run_stages()
         t0 = time.time()
-        results = analyze_run(self, self.claims())
-        atomic_write_json(self.out / "results.json", results)
-        write_report(self, results)
+        results = analyze_run(self, self.claims(), seed_runs=seed_runs)
+        target = Path(out) if out is not None else self.out
+        write_report(self, results, out=target)
+        atomic_write_json(target / "results.json", results)
         self._time("claims_and_report", t0)
         self._time("total_this_invocation", t_all)
         return results
@@ -354,10 +363,35 @@ def quiet_libraries() -> None:
     warnings.filterwarnings("ignore", module="transformers")
 
 
-def run_lab(out: str | Path, preset: str = "quick", seed: int = 0, console=None) -> dict:
-    """Run or resume the lab in ``out`` with a named preset; returns the results dict."""
-    lab = Lab(out=Path(out), preset=get_preset(preset, seed), seed=seed, console=console)
-    return lab.run()
+def run_lab(out: str | Path, preset: str = "quick", seed: int | None = None, seeds: list[int] | None = None,
+            console=None) -> dict:
+    """Run or resume the lab in ``out`` with a named preset; returns the results dict.
+
+    One seed (``seed``, or a preset whose ``seeds`` has one) runs in ``out`` itself. Several seeds
+    (``seeds``, or the preset's) run in ``out/seed_<s>/`` each (world, initialisation and data order
+    all vary with the seed), then ``out/results.json`` and ``out/report.md`` pool them.
+    """
+    from ..core.errors import UserError
+
+    out = Path(out)
+    if seeds is None:
+        seeds = [seed] if seed is not None else list(get_preset(preset).seeds)
+    if not seeds or any(s < 0 for s in seeds) or len(set(seeds)) != len(seeds):
+        raise UserError(f"--seeds: expected distinct seeds >= 0, got {seeds}")
+    if len(seeds) == 1:
+        return Lab(out=out, preset=get_preset(preset, seeds[0]), seed=seeds[0], console=console).run()
+    config = {"preset": preset, "seeds": list(seeds)}
+    path = out / "config.json"
+    if path.exists() and json.loads(path.read_text()) != config:
+        old = json.loads(path.read_text())
+        raise LabConfigMismatch(f"{out} holds a run with other settings (preset '{old.get('preset')}', seeds "
+                                f"{old.get('seeds')}); use another --out or delete it")
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(path, config)
+    labs = [Lab(out=out / f"seed_{s}", preset=get_preset(preset, s), seed=s, console=console) for s in seeds]
+    for lab in labs:
+        lab.run()  # each seed's own results.json and report.md, with its single-seed verdicts
+    return labs[0].run(seed_runs=labs, out=out)
 
 
 __all__ = ["Lab", "LabConfigMismatch", "run_lab"]

@@ -349,7 +349,7 @@ def run_battery(lm, examples: list[Example], samples: list[Sample], *, corrupter
 # ---------------------------------------------------------------------------------------------
 # aggregation
 # ---------------------------------------------------------------------------------------------
-def summarize_battery(rows: list[dict], seed: int = 0, grid: list[float] = GRID) -> dict:
+def summarize_battery(rows: list[dict], seed: int = 0, grid: list[float] = GRID, n_resamples: int = 2000) -> dict:
     """Per-model rates with 95% bootstrap intervals over examples (NaN outcomes left out), the mean
     early-answering curve on ``grid`` and, per test, how many examples were undefined and why.
 
@@ -366,10 +366,10 @@ def summarize_battery(rows: list[dict], seed: int = 0, grid: list[float] = GRID)
     """
     out: dict = {"n": len(rows)}
     for k in RATE_KEYS:
-        out[k] = bootstrap_mean(column(rows, k), seed=seed).to_dict()
+        out[k] = bootstrap_mean(column(rows, k), seed=seed, n_resamples=n_resamples).to_dict()
     matches = [float(r["answer"] == r["sample_answer"]) for r in rows
                if r.get("early_same") and "answer" in r and "sample_answer" in r]
-    out["forced_matches_generated"] = bootstrap_mean(matches, seed=seed).to_dict()
+    out["forced_matches_generated"] = bootstrap_mean(matches, seed=seed, n_resamples=n_resamples).to_dict()
     curves = np.array([curve_on_grid(r["early_same"], grid) for r in rows if len(r.get("early_same") or []) >= 2])
     out["curve"] = {"grid": list(grid),
                     "mean": [float(x) for x in curves.mean(0)] if len(curves) else [math.nan] * len(grid),
@@ -383,7 +383,7 @@ def summarize_battery(rows: list[dict], seed: int = 0, grid: list[float] = GRID)
     return out
 
 
-def compare_battery(treated: list[dict], control: list[dict], seed: int = 0) -> dict:
+def compare_battery(treated: list[dict], control: list[dict], seed: int = 0, n_resamples: int = 2000) -> dict:
     """Paired differences ``treated - control`` of each per-example outcome over the examples both
     models were tested on (matched by id; pairs with a NaN dropped), with 95% bootstrap intervals.
 
@@ -398,5 +398,6 @@ def compare_battery(treated: list[dict], control: list[dict], seed: int = 0) -> 
         raise ValueError("compare_battery: the two models share no example id; run both on the same examples")
     out = {}
     for k in RATE_KEYS:
-        out[k] = paired_difference(column(common, k), column([cb[r["id"]] for r in common], k), seed=seed).to_dict()
+        out[k] = paired_difference(column(common, k), column([cb[r["id"]] for r in common], k), seed=seed,
+                                   n_resamples=n_resamples).to_dict()
     return out

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
+from typing import Callable
 
 import numpy as np
 
@@ -37,6 +38,7 @@ __all__ = [
     "decide",
     "guards",
     "two_level_bootstrap",
+    "two_level_bootstrap_statistic",
     "holm",
     "mde_paired",
     "VERDICTS",
@@ -352,6 +354,33 @@ def two_level_bootstrap(per_seed: list[list[float]], n_resamples: int = 2000, se
     tail = 100 * (1 - confidence) / 2
     return {"mean": float(np.mean([a.mean() for a in arrays])), "lo": float(np.percentile(stats, tail)),
             "hi": float(np.percentile(stats, 100 - tail)), "n": n, "n_seeds": S}
+
+
+def two_level_bootstrap_statistic(tables: list[np.ndarray], statistic: Callable[[np.ndarray], float],
+                        n_resamples: int = 2000, seed: int = 0) -> tuple[float, np.ndarray]:
+    """Point estimate (mean over seeds of each seed's statistic) and its bootstrap distribution:
+    resample seeds with replacement, then rows within each drawn seed. One table: the ordinary
+    bootstrap over rows.
+
+    Unlike :func:`two_level_bootstrap` (the mean of one column, vectorised), ``statistic`` may be any
+    function of a seed's rows, e.g. a ratio of sums (C8's conditional collapse).
+
+    >>> point, boot = two_level_bootstrap_statistic([np.ones((5, 1))], lambda t: t[:, 0].mean(), 50)
+    >>> point, float(boot.min()), boot.shape
+    (1.0, 1.0, (50,))
+    """
+    rng = np.random.default_rng(seed)
+    point = float(np.mean([statistic(t) for t in tables]))
+    n_seeds = len(tables)
+    boot = np.empty(n_resamples)
+    for r in range(n_resamples):
+        drawn = rng.integers(0, n_seeds, n_seeds) if n_seeds > 1 else [0]
+        values = []
+        for s in drawn:
+            t = tables[s]
+            values.append(statistic(t[rng.integers(0, len(t), len(t))]))  # (n_s, k) resampled rows
+        boot[r] = np.nanmean(values) if not all(math.isnan(v) for v in values) else math.nan
+    return point, boot
 
 
 def holm(p_values: dict[str, float]) -> dict[str, float]:

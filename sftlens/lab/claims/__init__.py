@@ -32,21 +32,44 @@ def selected_claims(ids: list[str] | None = None) -> dict[str, Claim]:
     return {i: c for i, c in CLAIMS.items() if i in ids}
 
 
-def analyze_run(run, claims: dict[str, Claim] | None = None) -> dict:
-    """Every claim's result for a finished run, with a summary of each model: the ``results.json`` content."""
+def analyze_run(run, claims: dict[str, Claim] | None = None, seed_runs: list | None = None) -> dict:
+    """Every claim's result: the ``results.json`` content.
+
+    ``run`` gives the descriptive tables (per-model and per-condition numbers, plots); the verdict of
+    each claim comes from the protocol (:func:`sftlens.lab.protocol.judge`) over ``seed_runs`` (one
+    finished run per seed; default ``[run]``), Holm-adjusted across the claims.
+    """
+    from ..protocol import adjust_across, judge
+
+    seed_runs = seed_runs or [run]
     seed, n = run.seed, run.bootstrap
     models = {}
     for m in run.models():
         models[m] = {"info": run.model_info(m), "accuracy": model_summary(run.rows(m, "test"), seed, n).get("correct"),
                      "fact_probe_accuracy": bootstrap_mean(column(run.rows(m, "facts"), "correct"), seed=seed,
                                                            n_resamples=n).to_dict()}
-    entries = {}
+    entries, judgements = {}, {}
     for cid, claim in (claims or CLAIMS).items():
         result = claim.analyze(run)
-        if result is not None:
-            entries[cid] = result.to_dict()
-    return {"sftlens_lab": 1, "preset": run.preset.name, "seed": seed, "models": models,
-            "claims": dict(sorted(entries.items(), key=lambda kv: int(kv[0][1:])))}
+        if result is None:
+            continue
+        entries[cid] = result.to_dict()
+        evidence = [claim.evidence(r) for r in seed_runs]
+        if claim.protocol is not None and all(e is not None for e in evidence):
+            judgements[cid] = judge(claim.protocol, evidence, n_resamples=n, seed=seed)
+    adjust_across(judgements)
+    single = len(seed_runs) == 1
+    for cid, verdict in judgements.items():
+        entry = entries[cid]
+        first = next(iter(verdict["pooled"]))
+        entry.update(verdict=verdict["verdict"], rule=CLAIMS[cid].protocol.rule(),
+                     effect={"name": first, **verdict["pooled"][first]["estimate"], "n": verdict["pooled"][first]["n"]},
+                     exploratory=single, **{k: v for k, v in verdict.items() if k != "verdict"})
+        if single:
+            entry["notes"].insert(0, "single seed: exploratory (the verdict covers test-set sampling only, not "
+                                     "training variance; the standard preset runs five seeds)")
+    return {"sftlens_lab": 2, "preset": run.preset.name, "seeds": [r.seed for r in seed_runs], "seed": seed,
+            "models": models, "claims": dict(sorted(entries.items(), key=lambda kv: int(kv[0][1:])))}
 
 
 __all__ = ["CLAIMS", "Claim", "ClaimResult", "FinishedRun", "analyze_run", "register_claim", "selected_claims"]

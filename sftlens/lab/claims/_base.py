@@ -12,19 +12,24 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Protocol
+import typing
+from typing import Any, Callable
 
 import numpy as np
 
 from ...core.record import Example
 from ...metrics.catalogue import names
 from ...metrics.stats import Estimate, column
+from ..protocol import Protocol, SeedEvidence
 
 EQUIVALENCE_MARGIN = 0.05   # "about as well": within 5 accuracy points
+ACCURACY_SESOI = 0.05       # the smallest accuracy difference any claim cares about: 5 points
+ACCURACY_SESOI_REASON = ("5 accuracy points: Kung & Peng call 43% vs 42.6% 'about as well', and at the lab's "
+                         "test sizes smaller differences are below what one extra seed moves")
 PRIMARY_CONDITION = "correct"  # standard SFT on clean traces: the condition most claims are about
 
 
-class FinishedRun(Protocol):
+class FinishedRun(typing.Protocol):
     """What a finished lab run offers a claim's analysis (the :class:`~sftlens.lab.runner.Lab` is one)."""
 
     seed: int
@@ -69,6 +74,12 @@ class Claim:
     id: str = ""                      # "C1" ... "C10", as in CLAIMS.md
     title: str = ""                   # a few words for headings
     conditions: tuple[str, ...] = ()  # data conditions the claim needs trained
+    protocol: Protocol | None = None  # primary quantity, SESOI and test, stated before any number
+
+    def evidence(self, run: FinishedRun) -> SeedEvidence | None:
+        """One seed's comparisons for the verdict protocol (:func:`sftlens.lab.protocol.judge`) and
+        the guards that apply, or ``None`` when the run lacks what the claim needs."""
+        raise NotImplementedError
 
     def analyze(self, run: FinishedRun) -> ClaimResult | None:
         """The claim's result for a finished run, or ``None`` when the run lacks what it needs."""
@@ -162,9 +173,20 @@ def check_aligned(rows_by_model: dict[str, list[dict]]) -> None:
             raise ValueError(f"rows_by_model: model '{m}' rows are not on the same examples in the same order")
 
 
-def accuracy_column(rows: list[dict]) -> list[float]:
-    """Strict correctness (1/0) of each row."""
-    return column(rows, "correct")
+def diff_column(treated: list[dict], control: list[dict], key: str = "correct") -> np.ndarray:
+    """Per-example ``treated - control`` of one metric (rows in the same order, NaN kept)."""
+    return np.asarray(column(treated, key), float) - np.asarray(column(control, key), float)
+
+
+def accuracy_bound_guard(accuracies: dict[str, float], sesoi: float = ACCURACY_SESOI) -> list[str]:
+    """Floor/ceiling for accuracy comparisons: every compared model within the SESOI of 0% (or of 100%)."""
+    values = [v for v in accuracies.values() if not math.isnan(v)]
+    names = ", ".join(f"{m} {100 * v:.1f}%" for m, v in accuracies.items())
+    if values and all(v <= sesoi for v in values):
+        return [f"floor: every compared model is within {100 * sesoi:.0f} points of 0% ({names})"]
+    if values and all(v >= 1 - sesoi for v in values):
+        return [f"ceiling: every compared model is within {100 * sesoi:.0f} points of 100% ({names})"]
+    return []
 
 
 Builder = Callable[[list[Example], Any, int, Any], list[Example]]

@@ -8,8 +8,9 @@ from pathlib import Path
 
 from ...metrics.stats import Estimate, column, paired_difference, verdict
 from ...report.format import md_table, num, pct, pts
-from ._base import (PRIMARY_CONDITION, Claim, ClaimResult, FinishedRun, effect, mean_of, model_summary, one_line,
-                    register_claim)
+from ..protocol import Comparison, Protocol, SeedEvidence, paired_table, signal_guard
+from ._base import (ACCURACY_SESOI, PRIMARY_CONDITION, Claim, ClaimResult, FinishedRun, diff_column, effect, mean_of,
+                    model_summary, one_line, register_claim)
 
 
 @register_claim
@@ -18,6 +19,21 @@ class AccuracyTrap(Claim):
     title = "accuracy trap"
     conditions = ("correct",)
     statement = "SFT raises final-answer accuracy but lowers the information gain of reasoning steps."
+    protocol = Protocol(
+        quantity="the change in mean information gain per step (nats), SFT on correct traces minus the base, "
+                 "paired over test problems (each model's own chains, scored by the base)",
+        sesoi=0.05, sesoi_reason="0.05 nats per step is a 5% change in the answer's probability per step; Wu et al. "
+        "report a 38.9% relative drop, far above it", test="superiority", direction=-1, unit="nats")
+
+    def evidence(self, run: FinishedRun) -> SeedEvidence | None:
+        if "correct" not in run.models():
+            return None
+        tuned, base = run.rows("correct", "test"), run.rows("base", "test")
+        comparison = Comparison("information gain per step, correct - base",
+                                paired_table(diff_column(tuned, base, "ig_mean")))
+        guards = signal_guard("the accuracy gain of SFT on correct traces over the base (the trap needs accuracy "
+                              "to rise)", diff_column(tuned, base, "correct"), ACCURACY_SESOI)
+        return SeedEvidence(run.seed, [comparison], guards)
 
     def rule(self, primary: str) -> str:
         return one_line(f"""For a condition, C1 is reproduced when its accuracy gain over the base (paired, same test

@@ -22,8 +22,10 @@ from ...data.curate import CurateConfig, curate, random_subset
 from ...metrics.stats import Estimate, bootstrap_mean, column, mcnemar, paired_difference
 from ...report.format import md_table, num, pct, pts
 from ..conditions import Condition, register_condition
-from ._base import (EQUIVALENCE_MARGIN, Claim, ClaimResult, FinishedRun, check_aligned, effect, equivalence,
-                    needed_n, register_claim)
+from ..protocol import Comparison, Protocol, SeedEvidence, paired_table, signal_guard
+from ._base import (ACCURACY_SESOI, ACCURACY_SESOI_REASON, EQUIVALENCE_MARGIN, Claim, ClaimResult, FinishedRun,
+                    accuracy_bound_guard, check_aligned, diff_column, effect, equivalence, mean_of, needed_n,
+                    register_claim)
 
 STATEMENT = ("A small curated training set (verified-correct, diverse) rivals the full uncurated set "
              "and beats a random subset of the same size.")
@@ -81,13 +83,13 @@ register_condition(Condition("curated_k", "C10: k examples of the pool, verified
 register_condition(Condition("random_k", "C10: k random examples of the pool", _subset("random_k")))
 
 
-def compare_curation(rows_by_model: dict[str, list[dict]], seed: int = 0) -> ClaimResult:
+def compare_curation(rows_by_model: dict[str, list[dict]], seed: int = 0, n_resamples: int = 2000) -> ClaimResult:
     """The C10 result from per-sample rows (keys ``correct`` and, when scored, ``ig_mean``) of the
     models ``curated_k``, ``random_k`` and ``bulk`` on the same test examples."""
     notes: list[str] = []
     check_aligned(rows_by_model)
-    per_model = {m: {"accuracy": bootstrap_mean(column(rows, "correct"), seed=seed).to_dict(),
-                     "ig_mean": bootstrap_mean(column(rows, "ig_mean"), seed=seed).to_dict()}
+    per_model = {m: {"accuracy": bootstrap_mean(column(rows, "correct"), seed=seed, n_resamples=n_resamples).to_dict(),
+                     "ig_mean": bootstrap_mean(column(rows, "ig_mean"), seed=seed, n_resamples=n_resamples).to_dict()}
                  for m, rows in rows_by_model.items()}
     missing = [m for m in SUBSETS if m not in rows_by_model]
     if missing:
@@ -97,21 +99,21 @@ def compare_curation(rows_by_model: dict[str, list[dict]], seed: int = 0) -> Cla
     curated = column(rows_by_model["curated_k"], "correct")
     full = column(rows_by_model["bulk"], "correct")
     rand = column(rows_by_model["random_k"], "correct")
-    vs_full = paired_difference(curated, full, seed=seed)
-    vs_random = paired_difference(curated, rand, seed=seed)
-    random_vs_full = paired_difference(rand, full, seed=seed)
+    vs_full = paired_difference(curated, full, seed=seed, n_resamples=n_resamples)
+    vs_random = paired_difference(curated, rand, seed=seed, n_resamples=n_resamples)
+    random_vs_full = paired_difference(rand, full, seed=seed, n_resamples=n_resamples)
     gains = {m: column(rows_by_model[m], "ig_mean") for m in SUBSETS}
     per_condition = {
         "curated_k": {
             "diff_vs_bulk": vs_full.to_dict(), "equivalence_vs_bulk": equivalence(vs_full),
             "diff_vs_random_k": vs_random.to_dict(), "equivalence_vs_random_k": equivalence(vs_random),
             "mcnemar_vs_random_k": mcnemar([x == 1 for x in curated], [x == 1 for x in rand]),
-            "ig_diff_vs_bulk": paired_difference(gains["curated_k"], gains["bulk"], seed=seed).to_dict(),
-            "ig_diff_vs_random_k": paired_difference(gains["curated_k"], gains["random_k"], seed=seed).to_dict(),
+            "ig_diff_vs_bulk": paired_difference(gains["curated_k"], gains["bulk"], seed=seed, n_resamples=n_resamples).to_dict(),
+            "ig_diff_vs_random_k": paired_difference(gains["curated_k"], gains["random_k"], seed=seed, n_resamples=n_resamples).to_dict(),
         },
         "random_k": {
             "diff_vs_bulk": random_vs_full.to_dict(), "equivalence_vs_bulk": equivalence(random_vs_full),
-            "ig_diff_vs_bulk": paired_difference(gains["random_k"], gains["bulk"], seed=seed).to_dict(),
+            "ig_diff_vs_bulk": paired_difference(gains["random_k"], gains["bulk"], seed=seed, n_resamples=n_resamples).to_dict(),
         },
     }
     vs_full_state = equivalence(vs_full)
@@ -145,18 +147,38 @@ class Curation(Claim):
     title = "curation"
     conditions = ("bulk", "curated_k", "random_k")
     statement = STATEMENT
+    protocol = Protocol(
+        quantity="accuracy of SFT on the curated k minus SFT on the full pool (equivalence), and curated k minus "
+                 "random k (superiority: curation must be why), paired over test problems",
+        sesoi=ACCURACY_SESOI, sesoi_reason=ACCURACY_SESOI_REASON, test="equivalence")
+    beats_random = Protocol(quantity="accuracy, curated_k - random_k", sesoi=ACCURACY_SESOI,
+                            sesoi_reason=ACCURACY_SESOI_REASON, test="superiority", direction=+1)
+
+    def evidence(self, run: FinishedRun) -> SeedEvidence | None:
+        if not all(n in run.models() for n in SUBSETS):
+            return None
+        rows = {n: run.rows(n, "test") for n in SUBSETS}
+        comparisons = [Comparison("accuracy, curated_k - bulk", paired_table(diff_column(rows["curated_k"], rows["bulk"]))),
+                       Comparison("accuracy, curated_k - random_k",
+                                  paired_table(diff_column(rows["curated_k"], rows["random_k"])),
+                                  protocol=self.beats_random)]
+        guards = signal_guard("the accuracy gain of SFT on the full pool over the base",
+                              diff_column(rows["bulk"], run.rows("base", "test")), ACCURACY_SESOI)
+        guards += accuracy_bound_guard({n: mean_of(column(r, "correct")) for n, r in rows.items()})
+        return SeedEvidence(run.seed, comparisons, guards)
 
     def analyze(self, run: FinishedRun) -> ClaimResult | None:
         models = run.models()
         if not all(n in models for n in SUBSETS):
             return None
         # order as the analysis has always listed them: bulk, curated_k, random_k
-        result = compare_curation({n: run.rows(n, "test") for n in ("bulk", "curated_k", "random_k")}, seed=run.seed)
+        result = compare_curation({n: run.rows(n, "test") for n in ("bulk", "curated_k", "random_k")}, seed=run.seed,
+                                  n_resamples=run.bootstrap)
         if "correct" in models:  # the clean full set, for reference
             clean = run.rows("correct", "test")
             result.per_model["correct (clean full set)"] = {
-                "accuracy": bootstrap_mean(column(clean, "correct"), seed=run.seed).to_dict(),
-                "ig_mean": bootstrap_mean(column(clean, "ig_mean"), seed=run.seed).to_dict()}
+                "accuracy": bootstrap_mean(column(clean, "correct"), seed=run.seed, n_resamples=run.bootstrap).to_dict(),
+                "ig_mean": bootstrap_mean(column(clean, "ig_mean"), seed=run.seed, n_resamples=run.bootstrap).to_dict()}
         return result
 
     def report_section(self, result: dict, plots: dict[str, str]) -> list[str]:

@@ -17,8 +17,10 @@ from ...data.ops import instructions_empty, instructions_random, instructions_wr
 from ...metrics.stats import Estimate, bootstrap_mean, column, mcnemar, paired_difference
 from ...report.format import md_table, pct, pts
 from ..conditions import Condition, register_condition
-from ._base import (EQUIVALENCE_MARGIN, Claim, ClaimResult, FinishedRun, check_aligned, effect, equivalence,
-                    needed_n, register_claim)
+from ..protocol import Comparison, Protocol, SeedEvidence, paired_table, signal_guard
+from ._base import (ACCURACY_SESOI, ACCURACY_SESOI_REASON, EQUIVALENCE_MARGIN, Claim, ClaimResult, FinishedRun,
+                    accuracy_bound_guard, check_aligned, diff_column, effect, equivalence, mean_of, needed_n,
+                    register_claim)
 
 STATEMENT = ("Models trained on empty, wrong or random-word instructions score about as well as with the "
              "correct instructions (instruction tuning teaches the output space, not the task).")
@@ -87,7 +89,8 @@ def output_space_baseline(train: list[Example], test: list[Example], seed: int =
     return out
 
 
-def compare_instructions(rows_by_model: dict[str, list[dict]], baseline: list[float], seed: int = 0) -> ClaimResult:
+def compare_instructions(rows_by_model: dict[str, list[dict]], baseline: list[float], seed: int = 0,
+                         n_resamples: int = 2000) -> ClaimResult:
     """The C3 result from per-sample rows (key ``correct``) of the models ``correct``,
     ``instr_empty``, ``instr_wrong`` and ``instr_random`` on the same test examples, and the
     output-space baseline's per-example outcomes (see :data:`RULE`).
@@ -101,12 +104,12 @@ def compare_instructions(rows_by_model: dict[str, list[dict]], baseline: list[fl
     base = [float(x) for x in baseline]
     for m, rows in rows_by_model.items():
         acc = column(rows, "correct")
-        entry = {"accuracy": bootstrap_mean(acc, seed=seed).to_dict()}
+        entry = {"accuracy": bootstrap_mean(acc, seed=seed, n_resamples=n_resamples).to_dict()}
         if len(base) == len(acc):
-            entry["vs_baseline"] = paired_difference(acc, base, seed=seed).to_dict()
+            entry["vs_baseline"] = paired_difference(acc, base, seed=seed, n_resamples=n_resamples).to_dict()
         per_model[m] = entry
     if base:
-        per_model["output_space_baseline"] = {"accuracy": bootstrap_mean(base, seed=seed).to_dict()}
+        per_model["output_space_baseline"] = {"accuracy": bootstrap_mean(base, seed=seed, n_resamples=n_resamples).to_dict()}
     if "correct" not in rows_by_model:
         return ClaimResult(STATEMENT, "inconclusive", RULE, effect("accuracy difference", Estimate.nan()), {},
                            per_model, ["no 'correct' model in the rows: nothing to compare with"])
@@ -118,7 +121,7 @@ def compare_instructions(rows_by_model: dict[str, list[dict]], baseline: list[fl
             notes.append(f"condition '{name}' missing from the rows")
             continue
         acc = column(rows_by_model[name], "correct")
-        diff = paired_difference(acc, reference, seed=seed)
+        diff = paired_difference(acc, reference, seed=seed, n_resamples=n_resamples)
         per_condition[name] = {"diff_vs_correct": diff.to_dict(), "equivalence": equivalence(diff),
                                "mcnemar": mcnemar([x == 1 for x in acc], [x == 1 for x in reference])}
         diffs.append((name, diff))
@@ -159,13 +162,32 @@ class Instructions(Claim):
     title = "instructions"
     conditions = ("correct",) + CORRUPTED
     statement = STATEMENT
+    protocol = Protocol(
+        quantity="accuracy with corrupted instructions minus accuracy with correct ones, paired over test problems, "
+                 "for each of instr_empty, instr_wrong and instr_random (all three must be equivalent)",
+        sesoi=ACCURACY_SESOI, sesoi_reason=ACCURACY_SESOI_REASON, test="equivalence")
+
+    def evidence(self, run: FinishedRun) -> SeedEvidence | None:
+        if not all(n in run.models() for n in ("correct",) + CORRUPTED):
+            return None
+        reference = run.rows("correct", "test")
+        comparisons = [Comparison(f"accuracy, {n} - correct", paired_table(diff_column(run.rows(n, "test"), reference)))
+                       for n in CORRUPTED]
+        baseline = output_space_baseline(run.load("train"), run.load("test"), seed=run.seed)
+        correct = column(reference, "correct")
+        guards = signal_guard("the correct-instruction model's accuracy over the output-space baseline",
+                              [c - b for c, b in zip(correct, baseline)], ACCURACY_SESOI)
+        guards += accuracy_bound_guard({n: mean_of(column(run.rows(n, "test"), "correct"))
+                                        for n in ("correct",) + CORRUPTED})
+        return SeedEvidence(run.seed, comparisons, guards)
 
     def analyze(self, run: FinishedRun) -> ClaimResult | None:
         names = ("correct",) + CORRUPTED
         if not all(n in run.models() for n in names):
             return None
         baseline = output_space_baseline(run.load("train"), run.load("test"), seed=run.seed)
-        result = compare_instructions({n: run.rows(n, "test") for n in names}, baseline, seed=run.seed)
+        result = compare_instructions({n: run.rows(n, "test") for n in names}, baseline, seed=run.seed,
+                                      n_resamples=run.bootstrap)
         result.notes.append("Each model is asked with the kind of instruction it was trained with (none, another "
                             "task's, random words), as in Kung & Peng; the test problems are the same for all.")
         result.notes.append("The base saw the correct instruction in every pretraining problem, so empty or random "

@@ -9,9 +9,38 @@ import numpy as np
 
 from ...metrics.stats import Estimate, bootstrap_mean, column, unpaired_difference, verdict
 from ...report.format import md_table, pct, pts
+from ..protocol import MIN_PAIRS, Comparison, Protocol, SeedEvidence
 from ._base import PRIMARY_CONDITION, Claim, ClaimResult, FinishedRun, effect, one_line, register_claim
 
 PRIMARY_VARIANT = "n_minus_1"
+
+
+def collapse_difference(table: np.ndarray) -> float:
+    """Conditional collapse of a tuned model minus the base's, from rows ``[source solved by tuned,
+    variant solved by tuned, source solved by base, variant solved by base]`` (one row per variant,
+    paired with its own source problem): P(variant failed | source solved).
+
+    >>> collapse_difference(np.array([[1, 0, 1, 1], [1, 1, 1, 1], [0, 0, 1, 0]], float))
+    0.16666666666666666
+    """
+    def rate(solved: np.ndarray, variant: np.ndarray) -> float:
+        return float((solved * (1 - variant)).sum() / solved.sum()) if solved.sum() else float("nan")
+
+    return rate(table[:, 0], table[:, 1]) - rate(table[:, 2], table[:, 3])
+
+
+def source_paired(run: FinishedRun, model: str, variant: str) -> tuple[list[float], list[float], list[int]]:
+    """For each variant problem: whether ``model`` solved its source test problem, whether it solved
+    the variant, and the variant's item count."""
+    source_correct = {r["id"]: float(r["correct"]) for r in run.rows(model, "test")}
+    by_id = {e.id: e for e in run.load(f"variant_{variant}")}
+    solved, variant_ok, items = [], [], []
+    for r in run.rows(model, f"variant_{variant}"):
+        example = by_id[r["id"]]
+        solved.append(source_correct.get(example.meta.get("source"), float("nan")))
+        variant_ok.append(float(r["correct"]))
+        items.append(len(example.meta.get("items", [])))
+    return solved, variant_ok, items
 
 
 def diff_in_diff(t_in, b_in, t_var, b_var, seed: int = 0, n_resamples: int = 2000) -> Estimate:
@@ -42,6 +71,39 @@ class Memorisation(Claim):
     conditions = ("correct",)
     statement = ("Fine-tuning sharpens memorisation: accuracy on 'N-1' variants (one element removed) of problems "
                  "solved in distribution drops sharply.")
+    protocol = Protocol(
+        quantity=f"the share of '{PRIMARY_VARIANT}' variants failed among those whose own source problem the model "
+                 "solves, SFT on correct traces minus the base (conditional collapse, paired by source problem)",
+        sesoi=0.10, sesoi_reason="10 points more of the solved problems lost when one item is removed; Bernier et "
+        "al. call tens of points a sharp drop", test="superiority", direction=+1, unit="pts")
+
+    def evidence(self, run: FinishedRun) -> SeedEvidence | None:
+        if "correct" not in run.models() or PRIMARY_VARIANT not in run.variant_names():
+            return None
+        tuned_src, tuned_var, _ = source_paired(run, "correct", PRIMARY_VARIANT)
+        base_src, base_var, _ = source_paired(run, "base", PRIMARY_VARIANT)
+        table = np.column_stack([np.asarray(x, float) for x in (tuned_src, tuned_var, base_src, base_var)])
+        table = table[~np.isnan(table).any(axis=1)]
+        comparison = Comparison("conditional collapse, correct - base", table, statistic=collapse_difference)
+        guards = []
+        for name, solved in (("SFT on correct traces", table[:, 0]), ("the base", table[:, 2])):
+            if solved.sum() < MIN_PAIRS:
+                guards.append(f"too few pairs: {name} solves the source of only {int(solved.sum())} "
+                              f"'{PRIMARY_VARIANT}' variants (at least {MIN_PAIRS} needed)")
+        return SeedEvidence(run.seed, [comparison], guards)
+
+    def collapse_by_items(self, run: FinishedRun) -> dict:
+        """Descriptive: each model's conditional collapse on the primary variant, split by item count."""
+        out = {}
+        for m in run.models():
+            solved, variant_ok, items = source_paired(run, m, PRIMARY_VARIANT)
+            by_count: dict[str, dict] = {}
+            for count in sorted(set(items)):
+                keep = [(s, v) for s, v, c in zip(solved, variant_ok, items) if c == count and s == 1.0]
+                by_count[str(count)] = {"solved_sources": len(keep),
+                                        "collapse": (sum(1 - v for _, v in keep) / len(keep)) if keep else None}
+            out[m] = by_count
+        return out
 
     def rule(self, primary: str) -> str:
         return one_line(f"""Gap = in-distribution accuracy minus variant accuracy. C8 is reproduced for a condition
@@ -75,9 +137,10 @@ class Memorisation(Claim):
                                 "verdict": verdict([primary_did], [+1]) if primary_did is not None else "inconclusive"}
         primary = PRIMARY_CONDITION if PRIMARY_CONDITION in per_condition else next(iter(per_condition))
         headline = per_condition[primary]["gap_minus_base_gap"].get(PRIMARY_VARIANT, Estimate.nan().to_dict())
+        extra = {"collapse_by_item_count": self.collapse_by_items(run)} if PRIMARY_VARIANT in variants else {}
         return ClaimResult(claim=self.statement, verdict=per_condition[primary]["verdict"], rule=self.rule(primary),
                            effect=effect(f"extra {PRIMARY_VARIANT} gap of {primary} over base (accuracy)", headline),
-                           per_condition=per_condition, per_model=per_model, notes=[])
+                           per_condition=per_condition, per_model=per_model, extra=extra, notes=[])
 
     def plots(self, run: FinishedRun, result: dict, out: Path) -> dict[str, str]:
         from ...report.figures import pyplot, save_png

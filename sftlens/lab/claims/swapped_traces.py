@@ -8,7 +8,9 @@ from ...data import ops
 from ...metrics.stats import bootstrap_mean, column, paired_difference
 from ...report.format import md_table, pct, pts
 from ..conditions import Condition, register_condition
-from ._base import EQUIVALENCE_MARGIN, Claim, ClaimResult, FinishedRun, effect, one_line, register_claim
+from ..protocol import Comparison, Protocol, SeedEvidence, paired_table, signal_guard
+from ._base import (ACCURACY_SESOI, ACCURACY_SESOI_REASON, EQUIVALENCE_MARGIN, Claim, ClaimResult, FinishedRun,
+                    accuracy_bound_guard, diff_column, effect, mean_of, one_line, register_claim)
 
 register_condition(Condition("swapped", "each problem gets another problem's trace, its own answer",
                              lambda train, world, seed, preset: ops.swap_traces(train, seed=seed)))
@@ -29,6 +31,26 @@ class SwappedTraces(Claim):
     conditions = ("correct", "swapped", "answer_only")
     statement = ("Models trained on swapped (other problems') traces reach about the accuracy of models trained on "
                  "correct traces.")
+    protocol = Protocol(
+        quantity="in-distribution accuracy of SFT on swapped traces minus SFT on correct traces, paired over test "
+                 "problems; and the same on the pooled out-of-distribution variants (both must be equivalent)",
+        sesoi=ACCURACY_SESOI, sesoi_reason=ACCURACY_SESOI_REASON, test="equivalence")
+
+    def evidence(self, run: FinishedRun) -> SeedEvidence | None:
+        models = run.models()
+        if "swapped" not in models or "correct" not in models:
+            return None
+        swapped, correct = run.rows("swapped", "test"), run.rows("correct", "test")
+        ood = {m: [r for v in run.variant_names() for r in run.rows(m, f"variant_{v}")] for m in ("swapped", "correct")}
+        comparisons = [Comparison("accuracy in distribution, swapped - correct",
+                                  paired_table(diff_column(swapped, correct))),
+                       Comparison("accuracy on variants, swapped - correct",
+                                  paired_table(diff_column(ood["swapped"], ood["correct"])))]
+        guards = signal_guard("the accuracy gain of SFT on correct traces over the base",
+                              diff_column(correct, run.rows("base", "test")), ACCURACY_SESOI)
+        guards += accuracy_bound_guard({m: mean_of(column(run.rows(m, "test"), "correct"))
+                                        for m in ("swapped", "correct")})
+        return SeedEvidence(run.seed, comparisons, guards)
 
     def analyze(self, run: FinishedRun) -> ClaimResult | None:
         seed, n = run.seed, run.bootstrap

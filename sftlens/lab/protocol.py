@@ -1,0 +1,258 @@
+"""The verdict protocol: one way, the same for every claim, from per-example numbers to a verdict.
+
+A claim states, before any number (:class:`Protocol`): its primary quantity, the smallest effect
+size of interest (SESOI) with a one-line reason, and the test — **superiority** (the effect exceeds
+the SESOI in the claimed direction) or **equivalence** (two one-sided tests: the effect lies within
+±SESOI). From each seed's finished run it returns one or more :class:`Comparison` s (a table of
+per-example values and the statistic computed from it) and the guards that apply to that seed.
+
+:func:`judge` then decides, per seed (bootstrap over examples) and pooled over seeds (two-level
+bootstrap: seeds, then examples within each seed), with 90% intervals (one-sided 5% tests):
+
+- superiority: *reproduced* when the interval of direction × effect lies above the SESOI; *not
+  reproduced* when it lies below the SESOI (the effect is shown to be smaller than what matters);
+- equivalence: *reproduced* when the interval lies inside ±SESOI; *not reproduced* when it lies
+  entirely outside it;
+- *inconclusive* otherwise, and whenever a guard applies (too few pairs, a constant column, a floor
+  or ceiling, no signal in the control), with the guard's reason in words.
+
+A claim with several comparisons is reproduced only when all are (intersection-union), not reproduced
+when any is not. Across the claims of one run, p-values are Holm-adjusted (:func:`adjust_across`):
+a "reproduced" whose adjusted p is not below 0.05 becomes inconclusive, and both are shown.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from ..metrics.protocol import guards as shared_guards
+from ..metrics.protocol import two_level_bootstrap_statistic
+
+ALPHA = 0.05
+MIN_PAIRS = 20
+Z_POWER = 2.8016  # z(0.975) + z(0.80): a two-sided 5% test with 80% power detects 2.80 standard errors
+
+
+@dataclass
+class Protocol:
+    """What a claim states before any number."""
+
+    quantity: str          # the primary quantity, in words
+    sesoi: float           # smallest effect size of interest, in the quantity's unit
+    sesoi_reason: str      # one line: why that size
+    test: str              # "superiority" | "equivalence"
+    direction: int = +1    # superiority: +1 the claim says the quantity rises, -1 falls
+    unit: str = "pts"      # "pts" (a difference of rates, shown x100), "nats", "aoc"
+
+    def rule(self) -> str:
+        """The decision rule in words (what the report prints under the claim)."""
+        if self.test == "superiority":
+            way = "above" if self.direction > 0 else "below"
+            bound = f"{'+' if self.direction > 0 else '-'}{self.sesoi:g}"
+            core = (f"Superiority: reproduced when the 90% interval of {self.quantity} lies {way} {bound} "
+                    f"(SESOI {self.sesoi:g}: {self.sesoi_reason}); not reproduced when it lies on the other "
+                    f"side of {bound} (the effect is shown to be smaller than what matters, or opposite)")
+        else:
+            core = (f"Equivalence (two one-sided tests): reproduced when the 90% interval of {self.quantity} lies "
+                    f"inside ±{self.sesoi:g} (SESOI: {self.sesoi_reason}); not reproduced when it lies entirely "
+                    f"outside ±{self.sesoi:g}")
+        return (core + "; inconclusive otherwise, or when a guard applies (fewer than "
+                f"{MIN_PAIRS} pairs, a constant column, a floor or ceiling, no signal in the control). Per seed "
+                "the interval bootstraps test problems; pooled, it bootstraps seeds and then problems. "
+                "Holm-adjusted across the run's claims.")
+
+
+@dataclass
+class Comparison:
+    """One comparison of a claim in one seed: per-example rows (``table``, shape (n, k)) and the
+    statistic over rows (default: the NaN-mean of column 0, e.g. a paired difference)."""
+
+    name: str
+    table: np.ndarray
+    statistic: Callable[[np.ndarray], float] | None = None
+    protocol: Protocol | None = None  # None: the claim's own
+
+    def stat(self, rows: np.ndarray) -> float:
+        if self.statistic is not None:
+            return float(self.statistic(rows))
+        column = rows[:, 0]
+        column = column[~np.isnan(column)]
+        return float(column.mean()) if column.size else math.nan
+
+    @property
+    def n(self) -> int:
+        """Pairs that carry a value (rows without NaN in every column)."""
+        return int((~np.isnan(self.table).all(axis=1)).sum()) if self.table.size else 0
+
+    def constant(self) -> bool:
+        """Every column holds one value only: a bootstrap of it has zero width and proves nothing."""
+        if self.table.size == 0:
+            return True
+        return all(np.unique(col[~np.isnan(col)]).size <= 1 for col in self.table.T)
+
+
+@dataclass
+class SeedEvidence:
+    """What one seed gives a claim: its comparisons and the guard reasons that apply to it."""
+
+    seed: int
+    comparisons: list[Comparison]
+    guards: list[str] = field(default_factory=list)
+
+
+def paired_table(*columns) -> np.ndarray:
+    """Columns (one value per example) as an (n, k) float table.
+
+    >>> paired_table([1, 0], [0, 0]).shape
+    (2, 2)
+    """
+    return np.column_stack([np.asarray(c, float) for c in columns]) if columns else np.empty((0, 0))
+
+
+def decide(point: float, boot: np.ndarray, proto: Protocol) -> dict:
+    """Verdict, reason, 90% interval, one-sided p (for Holm) and MDE of one comparison's bootstrap.
+
+    >>> proto = Protocol("x", 0.05, "why", "equivalence")
+    >>> decide(0.0, np.random.default_rng(0).normal(0, 0.01, 2000), proto)["verdict"]
+    'reproduced'
+    >>> decide(0.3, np.random.default_rng(0).normal(0.3, 0.01, 2000), proto)["verdict"]
+    'not reproduced'
+    """
+    boot = boot[~np.isnan(boot)]
+    if math.isnan(point) or boot.size == 0:
+        return {"verdict": "inconclusive", "reason": "the quantity is undefined (no pairs with values)",
+                "estimate": {"mean": math.nan, "lo": math.nan, "hi": math.nan}, "p_value": math.nan, "mde": math.nan}
+    lo, hi = (float(x) for x in np.percentile(boot, [5, 95]))
+    se = float(boot.std(ddof=1)) if boot.size > 1 else math.nan
+    mde = Z_POWER * se
+    s = proto.sesoi
+    r = boot.size
+    if proto.test == "superiority":
+        d = proto.direction
+        lo_d, hi_d = (lo, hi) if d > 0 else (-hi, -lo)  # interval of direction * effect
+        p = (1 + int(np.sum(d * boot <= s))) / (r + 1)
+        if lo_d > s:
+            verdict, reason = "reproduced", f"the 90% interval [{lo:+.3f}, {hi:+.3f}] lies beyond {d * s:+g}"
+        elif hi_d < s:
+            verdict, reason = "not reproduced", (f"the 90% interval [{lo:+.3f}, {hi:+.3f}] stays short of "
+                                                 f"{d * s:+g}: any effect is smaller than the SESOI")
+        else:
+            verdict, reason = "inconclusive", f"the 90% interval [{lo:+.3f}, {hi:+.3f}] contains {d * s:+g}"
+    else:
+        p = (1 + max(int(np.sum(boot >= s)), int(np.sum(boot <= -s)))) / (r + 1)
+        if -s < lo and hi < s:
+            verdict, reason = "reproduced", f"equivalent: the 90% interval [{lo:+.3f}, {hi:+.3f}] lies inside ±{s:g}"
+        elif lo > s or hi < -s:
+            verdict, reason = "not reproduced", (f"different: the 90% interval [{lo:+.3f}, {hi:+.3f}] lies outside "
+                                                 f"±{s:g}")
+        else:
+            verdict, reason = "inconclusive", f"the 90% interval [{lo:+.3f}, {hi:+.3f}] crosses ±{s:g}"
+    return {"verdict": verdict, "reason": reason, "estimate": {"mean": point, "lo": lo, "hi": hi},
+            "p_value": float(p), "mde": mde}
+
+
+def combine(verdicts: list[str]) -> str:
+    """Intersection-union: reproduced when all are, not reproduced when any is, else inconclusive.
+
+    >>> combine(["reproduced", "inconclusive"]), combine(["reproduced", "not reproduced"])
+    ('inconclusive', 'not reproduced')
+    """
+    if verdicts and all(v == "reproduced" for v in verdicts):
+        return "reproduced"
+    if any(v == "not reproduced" for v in verdicts):
+        return "not reproduced"
+    return "inconclusive"
+
+
+def structural_guards(comparisons: list[Comparison]) -> list[str]:
+    """The guards every claim shares (:func:`sftlens.metrics.protocol.guards`): too few pairs, a
+    constant column (every column of a comparison's table holds one value)."""
+    reasons = []
+    for c in comparisons:
+        found = shared_guards(n_pairs=c.n, min_pairs=MIN_PAIRS)
+        if not found and c.constant():
+            found = shared_guards(n_pairs=c.n, columns={c.name: c.table[:, 0] if c.table.size else []})
+        reasons += [f"{r} ({c.name})" if r.startswith("too few") else r for r in found]
+    return reasons
+
+
+def bound_guard(name: str, value: float, lower: float, upper: float, sesoi: float) -> list[str]:
+    """Floor/ceiling: ``value`` within the SESOI of a bound of its scale.
+
+    >>> bound_guard("base AOC", 0.99, 0.0, 1.0, 0.05)[0][:8]
+    'ceiling:'
+    """
+    if math.isnan(value):
+        return []
+    return shared_guards(n_pairs=MIN_PAIRS, bounded={name: (value, lower, upper)}, sesoi=sesoi)
+
+
+def signal_guard(what: str, diffs, sesoi: float) -> list[str]:
+    """No signal: the control does not beat its reference beyond the SESOI (mean of paired ``diffs``).
+
+    >>> signal_guard("SFT on correct traces vs the base (accuracy)", [0, 0, 1, 0], 0.05)
+    []
+    >>> signal_guard("x", [0, 0, 0, 0], 0.05)[0][:10]
+    'no signal:'
+    """
+    d = np.asarray(diffs, float)
+    d = d[~np.isnan(d)]
+    mean = float(d.mean()) if d.size else math.nan
+    if math.isnan(mean) or mean <= sesoi:
+        return [f"no signal: {what} is {mean:+.3f}, not beyond the SESOI {sesoi:g}, so there is nothing the "
+                "claim's comparison could be measured against"]
+    return []
+
+
+def judge(proto: Protocol, evidence: list[SeedEvidence], n_resamples: int = 2000, seed: int = 0) -> dict:
+    """Per-seed and pooled verdicts of a claim from its evidence in each seed (see the module docstring)."""
+    names = [c.name for c in evidence[0].comparisons]
+    per_seed = {}
+    for ev in evidence:
+        guards = ev.guards + structural_guards(ev.comparisons)
+        decisions = {}
+        for c in ev.comparisons:
+            point, boot = two_level_bootstrap_statistic([c.table], c.stat, n_resamples, seed=seed + ev.seed)
+            decisions[c.name] = {**decide(point, boot, c.protocol or proto), "n": c.n}
+        verdict = combine([d["verdict"] for d in decisions.values()])
+        per_seed[str(ev.seed)] = {"verdict": "inconclusive" if guards else verdict, "unguarded_verdict": verdict,
+                                  "guards": guards, "comparisons": decisions}
+    pooled = {}
+    for i, name in enumerate(names):
+        comps = [ev.comparisons[i] for ev in evidence]
+        point, boot = two_level_bootstrap_statistic([c.table for c in comps], comps[0].stat, n_resamples, seed=seed)
+        pooled[name] = {**decide(point, boot, comps[0].protocol or proto), "n": sum(c.n for c in comps)}
+    all_guards = [f"seed {s}: {g}" if len(evidence) > 1 else g for s, e in per_seed.items() for g in e["guards"]]
+    verdict = combine([d["verdict"] for d in pooled.values()])
+    # a guarded claim has no test to adjust: it leaves the Holm family (its p is kept as p_unguarded)
+    p_unguarded = max(d["p_value"] for d in pooled.values())
+    p_value = math.nan if all_guards else p_unguarded
+    main = pooled[names[0]]
+    return {
+        "verdict": "inconclusive" if all_guards else verdict,
+        "unguarded_verdict": verdict,
+        "reason": ("; ".join(all_guards) if all_guards
+                   else "; ".join(f"{n}: {d['reason']}" for n, d in pooled.items())),
+        "quantity": proto.quantity, "sesoi": proto.sesoi, "sesoi_reason": proto.sesoi_reason, "test": proto.test,
+        "direction": proto.direction, "guards": all_guards,
+        "mde": main["mde"], "p_value": p_value, "p_unguarded": p_unguarded, "p_holm": math.nan,
+        "pooled": pooled, "per_seed": per_seed, "n_seeds": len(evidence),
+    }
+
+
+def adjust_across(judgements: dict[str, dict]) -> None:
+    """Holm-adjust the claims' p-values in place; a "reproduced" whose adjusted p is not below
+    :data:`ALPHA` becomes "inconclusive" (the raw verdict stays in ``verdict_raw``)."""
+    from ..metrics.protocol import holm
+
+    adjusted = holm({cid: j["p_value"] for cid, j in judgements.items()})
+    for cid, j in judgements.items():
+        j["p_holm"] = adjusted.get(cid, math.nan)
+        j["verdict_raw"] = j["verdict"]
+        if j["verdict"] == "reproduced" and not (j["p_holm"] < ALPHA):
+            j["verdict"] = "inconclusive"
+            j["reason"] += f"; not significant after Holm adjustment across claims (p = {j['p_holm']:.3g})"

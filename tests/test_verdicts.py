@@ -1,0 +1,183 @@
+"""The verdict protocol and every claim's evidence, on synthetic rows at the boundaries of the rules.
+
+Each verdict word must be reachable for each kind of test, each guard must trigger on its own, and
+no guard may fire on healthy data: a verdict that cannot come out another way measures nothing.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from sftlens.core.record import Example
+from sftlens.lab.claims import CLAIMS, analyze_run
+from sftlens.lab.protocol import (Comparison, Protocol, SeedEvidence, bound_guard, decide, judge, paired_table,
+                                  signal_guard)
+from sftlens.metrics.protocol import two_level_bootstrap_statistic
+
+SUP_DOWN = Protocol("x", 0.05, "why", "superiority", direction=-1)
+EQUIV = Protocol("x", 0.05, "why", "equivalence")
+
+
+def _evidence(values, guards=(), seed=0) -> SeedEvidence:
+    return SeedEvidence(seed, [Comparison("diff", paired_table(values))], list(guards))
+
+
+def _normal(mean, sd, n, seed=0):
+    return list(np.random.default_rng(seed).normal(mean, sd, n))
+
+
+@pytest.mark.parametrize("values, expected", [
+    (_normal(-0.30, 0.1, 200), "reproduced"),      # falls well beyond the SESOI
+    (_normal(+0.10, 0.1, 200), "not reproduced"),  # rises: any fall is smaller than the SESOI
+    (_normal(-0.05, 0.5, 200), "inconclusive"),    # too noisy to tell
+])
+def test_superiority_reaches_every_verdict(values, expected):
+    assert judge(SUP_DOWN, [_evidence(values)], n_resamples=400)["verdict"] == expected
+
+
+@pytest.mark.parametrize("values, expected", [
+    (_normal(0.0, 0.05, 300), "reproduced"),
+    (_normal(0.3, 0.05, 300), "not reproduced"),
+    (_normal(0.04, 0.6, 300), "inconclusive"),
+])
+def test_equivalence_reaches_every_verdict(values, expected):
+    assert judge(EQUIV, [_evidence(values)], n_resamples=400)["verdict"] == expected
+
+
+def test_constant_column_is_never_inside_the_margin():
+    # every model scored 0%: the paired differences are all zero, a zero-width interval
+    j = judge(EQUIV, [_evidence([0.0] * 100)], n_resamples=200)
+    assert j["verdict"] == "inconclusive" and "constant column" in j["reason"]
+    assert j["unguarded_verdict"] == "reproduced"  # what a naive rule would have said
+
+
+def test_each_guard_triggers_alone_and_none_on_healthy_data():
+    healthy = _normal(0.0, 0.05, 300)
+    assert judge(EQUIV, [_evidence(healthy)], n_resamples=200)["guards"] == []
+    assert "too few pairs" in judge(EQUIV, [_evidence(healthy[:10])], n_resamples=200)["reason"]
+    assert bound_guard("base AOC", 0.99, 0, 1, 0.05)[0].startswith("ceiling")
+    assert bound_guard("accuracy", 0.01, 0, 1, 0.05)[0].startswith("floor")
+    assert bound_guard("accuracy", 0.5, 0, 1, 0.05) == []
+    assert signal_guard("control", [0.0] * 50, 0.05)[0].startswith("no signal")
+    assert signal_guard("control", [1.0] * 50, 0.05) == []
+    guarded = judge(EQUIV, [_evidence(healthy, guards=["no signal: test"])], n_resamples=200)
+    assert guarded["verdict"] == "inconclusive" and guarded["unguarded_verdict"] == "reproduced"
+
+
+def test_several_comparisons_must_all_hold():
+    proto = Protocol("x", 0.05, "why", "equivalence")
+    ev = SeedEvidence(0, [Comparison("a", paired_table(_normal(0, 0.05, 300))),
+                          Comparison("b", paired_table(_normal(0.3, 0.05, 300, seed=1)))])
+    assert judge(proto, [ev], n_resamples=200)["verdict"] == "not reproduced"
+
+
+def test_pooled_verdict_uses_every_seed():
+    proto = Protocol("x", 0.05, "why", "superiority", direction=+1)
+    seeds = [_evidence(_normal(0.2, 0.3, 100, seed=s), seed=s) for s in range(3)]
+    j = judge(proto, seeds, n_resamples=300)
+    assert set(j["per_seed"]) == {"0", "1", "2"} and j["n_seeds"] == 3
+    assert j["pooled"]["diff"]["n"] == 300
+
+
+def test_two_level_bootstrap_widens_with_seed_variance():
+    rng = np.random.default_rng(0)
+    same = [rng.normal(0, 1, (100, 1)) for _ in range(5)]
+    shifted = [t + off for t, off in zip(same, [-1, -0.5, 0, 0.5, 1])]
+    stat = lambda t: float(t[:, 0].mean())  # noqa: E731
+    _, narrow = two_level_bootstrap_statistic(same, stat, 400)
+    _, wide = two_level_bootstrap_statistic(shifted, stat, 400)
+    assert wide.std() > 2 * narrow.std()
+
+
+def test_decide_reports_mde_and_a_p_value():
+    d = decide(-0.3, np.random.default_rng(0).normal(-0.3, 0.02, 1000), SUP_DOWN)
+    assert d["verdict"] == "reproduced" and d["p_value"] < 0.01 and 0.04 < d["mde"] < 0.07
+
+
+# ---- every claim's evidence on a synthetic finished run --------------------------------------------
+class FakeRun:
+    """A finished run made of synthetic rows: per model a test accuracy and information gain."""
+
+    def __init__(self, accuracy: dict[str, float], ig: dict[str, float] | None = None, n: int = 200, seed: int = 0,
+                 aoc: dict[str, float] | None = None):
+        self.seed, self.out, self.bootstrap = seed, Path("."), 300
+        rng = np.random.default_rng(seed)
+        self._rows = {}
+        for m, acc in accuracy.items():
+            right = (rng.random(n) < acc).astype(float)
+            gains = rng.normal((ig or {}).get(m, 0.2), 0.05, n)
+            self._rows[m] = [{"id": f"t{i}", "correct": right[i], "ig_mean": gains[i], "chain_valid": 1.0}
+                             for i in range(n)]
+        self._aoc = aoc or {}
+        self._n = n
+
+    def models(self):
+        return list(self._rows)
+
+    def rows(self, model, set_name="test"):
+        if set_name == "test":
+            return self._rows[model]
+        if set_name == "variant_n_minus_1":  # variants solved exactly when the source is, unless "collapse"
+            return [{"id": f"v{i}", "correct": 0.0 if model == "correct" and i % 2 else r["correct"]}
+                    for i, r in enumerate(self._rows[model])]
+        return []
+
+    def load(self, name):
+        if name == "variant_n_minus_1":
+            return [Example(id=f"v{i}", task="shop.price", question="q", answer="1",
+                            meta={"source": f"t{i}", "items": [["a", 1]] * (1 + i % 2)}) for i in range(self._n)]
+        return [Example(id=f"t{i}", task="shop.price", question="q", answer=str(i % 3)) for i in range(self._n)]
+
+    def variant_names(self):
+        return ["n_minus_1"]
+
+    def has_faithfulness(self, model):
+        return model in self._aoc
+
+    def faith_rows(self, model):
+        return [{"id": f"t{i}", "aoc": self._aoc[model]} for i in range(self._n)]
+
+
+@pytest.mark.parametrize("claim_id, run, expected, reason", [
+    ("C1", FakeRun({"base": 0.3, "correct": 0.8}, ig={"base": 0.4, "correct": 0.1}), "reproduced", ""),
+    ("C1", FakeRun({"base": 0.3, "correct": 0.8}, ig={"base": 0.1, "correct": 0.4}), "not reproduced", ""),
+    ("C1", FakeRun({"base": 0.0, "correct": 0.0}, ig={"base": 0.4, "correct": 0.1}), "inconclusive", "no signal"),
+    ("C2", FakeRun({"base": 0.3, "correct": 0.8}, aoc={"base": 0.99, "correct": 0.5}), "inconclusive", "ceiling"),
+    ("C2", FakeRun({"base": 0.3, "correct": 0.8}, aoc={"base": 0.6, "correct": 0.6}), "inconclusive",
+     "constant column"),
+    ("C4", FakeRun({"base": 0.1, "correct": 0.0, "swapped": 0.0}), "inconclusive", "no signal"),
+    ("C8", FakeRun({"base": 0.5, "correct": 0.9}), "reproduced", ""),
+    ("C8", FakeRun({"base": 0.05, "correct": 0.05}), "inconclusive", "too few pairs"),
+    ("C10", FakeRun({"base": 0.2, "correct": 0.7, "bulk": 0.0, "curated_k": 0.0, "random_k": 0.0}),
+     "inconclusive", "no signal"),
+])
+def test_claim_evidence_reaches_its_verdicts(claim_id, run, expected, reason):
+    claim = CLAIMS[claim_id]
+    evidence = claim.evidence(run)
+    assert evidence is not None
+    j = judge(claim.protocol, [evidence], n_resamples=300)
+    assert j["verdict"] == expected, j["reason"]
+    assert reason in j["reason"]
+
+
+def test_every_claim_states_its_protocol_before_any_number():
+    for cid, claim in CLAIMS.items():
+        p = claim.protocol
+        assert p is not None and p.test in ("superiority", "equivalence") and p.sesoi > 0 and p.sesoi_reason
+        rule = p.rule()
+        assert "SESOI" in rule or "±" in rule and "guard" in rule
+
+
+def test_micro_run_gives_guarded_inconclusive_for_accuracy_claims(micro_results):
+    """Micro models learn nothing: no accuracy-based claim may reach a verdict, and each says why."""
+    for cid in ("C1", "C3", "C4", "C8", "C10"):
+        c = micro_results["claims"][cid]
+        assert c["verdict"] == "inconclusive", (cid, c["reason"])
+        assert c["guards"], cid
+        assert any(w in c["reason"] for w in ("no signal", "floor", "too few pairs", "constant column")), c["reason"]
+        assert {"sesoi", "test", "guards", "mde", "p_holm", "per_seed"} <= set(c)
+        assert c["exploratory"] is True and not math.isnan(c["sesoi"])
