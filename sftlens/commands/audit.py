@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import argparse
 
+#: an interrupted run resumes when the same command is run again
+RESUMABLE = True
+
 
 def _variant(s: str) -> tuple[str, str]:
     name, sep, path = s.partition("=")

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import argparse
 
+#: an interrupted run resumes when the same command is run again
+RESUMABLE = True
+
 
 def add_parser(sub) -> None:
     p = sub.add_parser("lab", help="train tiny models from scratch under each data condition and test every claim",

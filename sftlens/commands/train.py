@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import argparse
 
+#: an interrupted run resumes when the same command is run again
+RESUMABLE = True
+
 
 def add_parser(sub) -> None:
     p = sub.add_parser("train", help="fine-tune a model (SFT through TRL, full or LoRA)",
