@@ -24,7 +24,11 @@ def add_parser(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
+    from ..core.checks import check_output_path, check_seed
     from ..core.errors import UserError
+
+    check_seed(args.seed)
+    check_output_path(args.out, kind="dir")
     from ..lab.runner import LabConfigMismatch, run_lab
 
     console = None if args.quiet else Console()

@@ -330,8 +330,9 @@ class Lab:
             self.stage_faithfulness(m)
         t0 = time.time()
         results = analyze_run(self, self.claims())
-        atomic_write_json(self.out / "results.json", results)
+        # the report first, then the results: a results.json never stands without its report
         write_report(self, results)
+        atomic_write_json(self.out / "results.json", results)
         self._time("claims_and_report", t0)
         self._time("total_this_invocation", t_all)
         return results
@@ -356,6 +357,10 @@ def quiet_libraries() -> None:
 
 def run_lab(out: str | Path, preset: str = "quick", seed: int = 0, console=None) -> dict:
     """Run or resume the lab in ``out`` with a named preset; returns the results dict."""
+    from ..core.checks import check_output_path, check_seed
+
+    check_seed(seed)
+    check_output_path(out, kind="dir")
     lab = Lab(out=Path(out), preset=get_preset(preset, seed), seed=seed, console=console)
     return lab.run()
 
