@@ -55,14 +55,15 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     args = build_parser().parse_args(argv)
+    name = " ".join(filter(None, (args.command, getattr(args, "data_command", None), getattr(args, "method", None))))
     try:
         return int(args.func(args) or 0)
     except SftlensError as e:
-        print(f"sftlens {args.command}: error: {e}", file=sys.stderr)
+        print(f"sftlens {name}: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         resumable = getattr(importlib.import_module(f"sftlens.commands.{args.command}"), "RESUMABLE", False)
-        print(f"sftlens {args.command}: interrupted; "
+        print(f"sftlens {name}: interrupted; "
               + ("rerun the same command to resume" if resumable else "no output was written"), file=sys.stderr)
         return 130
     except Exception:  # noqa: BLE001 - a bug: keep the traceback and say where to report it
@@ -71,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
         from . import __version__
 
         traceback.print_exc()
-        print(f"sftlens {args.command}: internal error (a bug in sftlens {__version__}, not in your input); "
+        print(f"sftlens {name}: internal error (a bug in sftlens {__version__}, not in your input); "
               f"please report it to the sftlens maintainers with the command line and the traceback above", file=sys.stderr)
         return 1
 
