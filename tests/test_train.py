@@ -2,6 +2,7 @@
 
 import json
 
+import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -58,3 +59,51 @@ def test_train_sft_command(tiny_saved, world_splits, tmp_path, capsys):
     assert load_lm(str(out)).identity != load_lm(str(tiny_saved)).identity
     assert main(["train", "sft", "--model", str(tmp_path / "nope"), "--data", str(data), "--out", str(out)]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def _stop_at(step):
+    """A TrainerCallback that stops training after ``step`` optimizer steps (an interruption)."""
+    from transformers import TrainerCallback
+
+    class Stop(TrainerCallback):
+        def on_step_end(self, args, state, control, **kw):
+            if state.global_step >= step:
+                control.should_training_stop = True
+
+    return Stop()
+
+
+def test_interrupted_sft_resumes_to_the_same_weights(tiny_saved, world_splits, tmp_path):
+    _, sp = world_splits
+    data = sp.train[:40]  # 5 batches per epoch: the stop falls inside the first epoch, the end in the second
+    settings = SFTSettings(steps=8, batch_size=8, lr=1e-2, save_steps=3)
+
+    def fresh():
+        return AutoModelForCausalLM.from_pretrained(tiny_saved), AutoTokenizer.from_pretrained(tiny_saved)
+
+    model, tok = fresh()
+    whole = _params(sft(model, tok, data, settings, checkpoint_dir=tmp_path / "a"))
+
+    model, tok = fresh()
+    stopped = _params(sft(model, tok, data, settings, checkpoint_dir=tmp_path / "b", callbacks=[_stop_at(3)]))
+    assert any(not torch.equal(stopped[n], whole[n]) for n in whole)  # it really stopped early
+    assert (tmp_path / "b" / "checkpoint-3").is_dir()
+
+    steps_seen = []
+    model, tok = fresh()
+    resumed = _params(sft(model, tok, data, settings, checkpoint_dir=tmp_path / "b",
+                          on_step=lambda s, l: steps_seen.append(s)))
+    assert min(steps_seen) == 4  # continued after the checkpoint, not from step 0
+    assert all(torch.equal(resumed[n], whole[n]) for n in whole)
+
+
+def test_resume_refuses_checkpoints_of_another_run(tiny_saved, world_splits, tmp_path):
+    from sftlens.core.errors import UserError
+
+    _, sp = world_splits
+    model, tok = AutoModelForCausalLM.from_pretrained(tiny_saved), AutoTokenizer.from_pretrained(tiny_saved)
+    sft(model, tok, sp.train[:16], SFTSettings(steps=2, batch_size=8, save_steps=1), checkpoint_dir=tmp_path / "c")
+    model = AutoModelForCausalLM.from_pretrained(tiny_saved)
+    with pytest.raises(UserError, match="other data, settings"):
+        sft(model, tok, sp.train[:16], SFTSettings(steps=2, batch_size=8, lr=1e-3, save_steps=1),
+            checkpoint_dir=tmp_path / "c")

@@ -51,13 +51,18 @@ def load_saved(out: str | os.PathLike) -> tuple[dict, list[dict], list[dict]]:
     return results, samples, rows
 
 
-def write_report(out: str | os.PathLike) -> tuple[Path, Path]:
-    """Render ``report.html`` and ``report.md`` from the saved results (no model needed)."""
+def write_report(out: str | os.PathLike, results: dict | None = None) -> tuple[Path, Path]:
+    """Render ``report.html`` and ``report.md`` from the saved results (no model needed), or from
+    ``results`` about to be saved (an audit writes its report first, then ``results.json``)."""
     from ..report.html import render_html, render_markdown
     from ..report.plots import make_plots
 
     out = Path(out)
-    results, _, rows = load_saved(out)
+    if results is None:
+        results, _, rows = load_saved(out)
+    else:
+        results = json.loads(json.dumps(results))  # render exactly what results.json will read back as
+        rows = list(Store(out / ROWS_FILE, key_field="row_key").records.values()) if (out / ROWS_FILE).exists() else []
     plots = make_plots(results, rows)
     atomic_write_text(out / "report.html", render_html(results, plots))
     atomic_write_text(out / "report.md", render_markdown(results))

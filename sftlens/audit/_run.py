@@ -17,7 +17,7 @@ from ._io import RESULTS_FILE, ROWS_FILE, SAMPLES_FILE, clean_json, write_report
 from ._models import ModelHandle, load_models
 from ._predictions import read_predictions
 from ._results import ModelEvidence, build_results
-from ._spec import AuditSpec, load_data, pick_verifier
+from ._spec import AuditSpec, check_spec, load_data, pick_verifier
 from ._stages import GenSettings, add_format_gap, generate_cached, score_cached
 
 ROLES = ("base", "tuned")
@@ -36,14 +36,6 @@ def _stage_bars(enabled: bool = True) -> Iterator[Callable[[str, int], Callable[
         yield start
 
 
-def _check_tuned(spec: AuditSpec) -> None:
-    """Exactly one of ``--tuned`` and ``--adapter`` names the tuned model."""
-    if spec.adapter and spec.tuned:
-        raise UserError("give either --tuned or --adapter (the tuned model is then base+adapter), not both")
-    if not spec.adapter and not spec.tuned:
-        raise UserError("missing the tuned model: pass --tuned PATH, or --adapter PATH for a LoRA adapter on --base")
-
-
 def _faithfulness_status(requested: bool, module) -> dict:
     """``results["faithfulness"]``: whether the battery ran, and why not."""
     if not requested:
@@ -57,9 +49,8 @@ def run_audit(spec: AuditSpec) -> dict:
     """Run (or resume) an audit and write ``results.json``, ``report.html`` and ``report.md``;
     returns the results."""
     started = time.time()
-    _check_tuned(spec)
+    check_spec(spec)
     out = Path(spec.out)
-    out.mkdir(parents=True, exist_ok=True)
     data_path = Path(spec.data)
     fields = (spec.fmt, spec.question_field, spec.answer_field, spec.steps_field, spec.step_splitter, spec.id_field)
     examples, data_format = load_data(data_path, spec.limit, *fields)
@@ -76,8 +67,11 @@ def run_audit(spec: AuditSpec) -> dict:
     if samples_store.dropped_partial:
         notes.append("samples.jsonl ended in a truncated line (an interrupted run); it was dropped and regenerated")
 
+    # both models load before any generation, so a tuned model that does not load fails in seconds
     base, load_tuned = load_models(spec.base, spec.tuned, spec.adapter, spec.device, spec.dtype, spec.revision)
-    handles: dict[str, ModelHandle] = {}
+    handles: dict[str, ModelHandle] = {"base": base, "tuned": load_tuned()}
+    vocab_note = _vocab_note(base.lm.tokenizer, handles["tuned"].lm.tokenizer)
+    out.mkdir(parents=True, exist_ok=True)  # only now that every input is known to be good
     n_all = sum(map(len, example_sets.values()))
     generated = {role: 0 for role in ROLES}
     samples: dict[str, dict[str, list[Sample]]] = {role: {} for role in ROLES}
@@ -86,7 +80,7 @@ def run_audit(spec: AuditSpec) -> dict:
     scored = 0
     with _stage_bars(spec.show_progress) as start_bar:
         for role in ROLES:
-            handle = handles[role] = base if role == "base" else load_tuned()
+            handle = handles[role]
             advance = start_bar(f"generate ({role})", n_all)
             for set_name, set_examples in example_sets.items():
                 samples[role][set_name], n_new = generate_cached(handle, set_examples, set_name, samples_store, gen,
@@ -104,10 +98,8 @@ def run_audit(spec: AuditSpec) -> dict:
                                                            verifier_label, rows_store, spec.batch_size, advance)
                 scored += n_new
 
-    tuned = handles["tuned"]
-    if base.lm.tokenizer is not tuned.lm.tokenizer and len(base.lm.tokenizer) != len(tuned.lm.tokenizer):
-        notes.append(f"the tuned model's tokenizer has {len(tuned.lm.tokenizer)} tokens, the base's "
-                     f"{len(base.lm.tokenizer)}; the tuned chains are scored as text by the base")
+    if vocab_note:
+        notes.append(vocab_note)
     notes.append("information gain is scored by the base model for both models (one scale), toward the "
                  "reference answer; NaN/n/a marks chains without steps")
     inputs = {"base": spec.base, "tuned": spec.tuned, "adapter": spec.adapter, "data": str(data_path),
@@ -125,9 +117,26 @@ def run_audit(spec: AuditSpec) -> dict:
                             n_examples_shown=spec.n_examples_shown,
                             faithfulness=_faithfulness_status(spec.faithfulness, faith_module), run=run, notes=notes,
                             variant_rows=variant_rows)
+    # the report first, then the results: a results.json never stands without its report
+    write_report(out, results)
     atomic_write_json(out / RESULTS_FILE, results)
-    write_report(out)
     return results
+
+
+def _vocab_note(base_tok, tuned_tok) -> str | None:
+    """A note when the two tokenizers differ in vocabulary (not only in size: the same size with
+    tokens mapped to other ids counts too); ``None`` when they are identical."""
+    if base_tok is tuned_tok:
+        return None
+    base_vocab, tuned_vocab = base_tok.get_vocab(), tuned_tok.get_vocab()
+    if base_vocab == tuned_vocab:
+        return None
+    if len(base_vocab) != len(tuned_vocab):
+        how = f"has {len(tuned_vocab)} tokens, the base's {len(base_vocab)}"
+    else:
+        moved = sum(1 for t, i in tuned_vocab.items() if base_vocab.get(t) != i)
+        how = f"has the base's size ({len(base_vocab)} tokens) but maps {moved} tokens to other ids"
+    return f"the tuned model's tokenizer {how}; the tuned chains are scored as text by the base"
 
 
 def audit_predictions(path: str | os.PathLike, out: str | os.PathLike, seed: int = 0,
@@ -139,10 +148,15 @@ def audit_predictions(path: str | os.PathLike, out: str | os.PathLike, seed: int
     from ..evaluate import score_samples
     from ..tasks.gsm8k import Gsm8kVerifier
 
+    from ..core.checks import check_input_file, check_output_path, check_seed
+
     started = time.time()
+    check_seed(seed)
+    check_input_file(path, "--predictions")
+    check_output_path(out, kind="dir", inputs=[path])
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     samples, examples, paired_by = read_predictions(path)
+    out.mkdir(parents=True, exist_ok=True)
     verifier_label = "arithmetic annotations <<expr=result>>"
     rows = score_samples(samples, examples, scorer=None, verifier=Gsm8kVerifier())
     for row, sample in zip(rows, samples):
@@ -163,6 +177,6 @@ def audit_predictions(path: str | os.PathLike, out: str | os.PathLike, seed: int
     results = build_results("predictions", evidence, inputs=inputs, seed=seed, n_examples_shown=n_examples_shown,
                             faithfulness={"status": "off", "reason": "saved generations: no model loaded"},
                             run=run, notes=notes)
+    write_report(out, results)
     atomic_write_json(out / RESULTS_FILE, results)
-    write_report(out)
     return results

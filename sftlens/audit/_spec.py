@@ -40,6 +40,33 @@ class AuditSpec:
     show_progress: bool = True
 
 
+def check_spec(spec: AuditSpec) -> None:
+    """Every cheap check of an audit before any model loads: exactly one tuned model, model folders
+    that look like models, input files of UTF-8 text, an ``--out`` folder that can be written and is
+    no input, a seed in range and positive sizes. Raises :class:`UserError` naming the option."""
+    from ..core.checks import check_at_least, check_local_input, check_model_path, check_output_path, check_seed
+
+    if spec.adapter and spec.tuned:
+        raise UserError("give either --tuned or --adapter (the tuned model is then base+adapter), not both")
+    if not spec.adapter and not spec.tuned:
+        raise UserError("missing the tuned model: pass --tuned PATH, or --adapter PATH for a LoRA adapter on --base")
+    check_seed(spec.seed)
+    check_at_least(spec.limit, 1, "--limit")
+    check_at_least(spec.max_new_tokens, 1, "--max-new-tokens")
+    check_at_least(spec.batch_size, 1, "--batch-size")
+    if spec.temperature < 0:
+        raise UserError(f"--temperature must be at least 0, got {spec.temperature}")
+    check_local_input(spec.data, "--data")
+    check_local_input(spec.world, "--world")
+    for name, path in spec.variants.items():
+        check_local_input(path, f"--variants {name}")
+    check_model_path(spec.base, "--base")
+    check_model_path(spec.tuned, "--tuned")
+    check_model_path(spec.adapter, "--adapter", adapter=True)
+    check_output_path(spec.out, kind="dir", inputs=[spec.data, spec.world, *spec.variants.values(), spec.base,
+                                                    spec.tuned, spec.adapter])
+
+
 def load_data(path: str | os.PathLike, limit: int | None = None, fmt: str = "auto",
               question_field: str | None = None, answer_field: str | None = None,
               steps_field: str | None = None, step_splitter: str | None = None,

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import argparse
 
+#: an interrupted run resumes when the same command is run again
+RESUMABLE = True
+
 
 def _variant(s: str) -> tuple[str, str]:
     name, sep, path = s.partition("=")
@@ -72,9 +75,6 @@ def run(args) -> int:
             raise UserError("missing --base (the model before fine-tuning), or use --predictions FILE")
         if not args.data:
             raise UserError("missing --data (the examples to audit on)")
-        for name, val in (("--max-new-tokens", args.max_new_tokens), ("--batch-size", args.batch_size)):
-            if val < 1:
-                raise UserError(f"{name} must be at least 1, got {val}")
         names = [n for n, _ in args.variants]
         if len(set(names)) != len(names):
             raise UserError(f"--variants: the name '{next(n for n in names if names.count(n) > 1)}' is given twice")

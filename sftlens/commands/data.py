@@ -57,11 +57,22 @@ def _load(args, require_steps: bool = False):
                          hf_config=args.hf_config, limit=args.limit, require_steps=require_steps)
 
 
-def _check_out(args) -> None:
-    from ..core.errors import UserError
+def _check_io(args, *inputs: tuple[str, str | None], seed: bool = True) -> None:
+    """Every cheap check before any work: IN is readable UTF-8 text (when it is a file, not a Hub
+    dataset name), the other input files too, OUT (and curate's report) can be written and is no
+    input, and the seed is in range."""
+    from ..core.checks import check_at_least, check_local_input, check_output_path, check_seed
 
-    if Path(args.output).is_dir():
-        raise UserError(f"{args.output}: is a folder; give the output JSONL file name")
+    check_local_input(args.input, "IN")
+    for option, path in inputs:
+        check_local_input(path, option)
+    sources = [args.input] + [p for _, p in inputs]
+    check_output_path(args.output, inputs=sources, kind="file", option="OUT")
+    if getattr(args, "func", None) is run_curate:
+        check_output_path(report_path(args.output), inputs=sources, kind="file", option="OUT's report")
+    check_at_least(args.limit, 1, "--limit")
+    if seed:
+        check_seed(args.seed)
 
 
 def _console(args):
@@ -183,6 +194,7 @@ def run_corrupt(args: argparse.Namespace) -> int:
     from ..data.recipe import Recipe, RecipeStep, apply_recipe, load_recipe
     from ..core.record import write_jsonl
 
+    _check_io(args, ("--recipe", args.recipe), ("--world", args.world))
     single = _single_op_steps(args)
     if args.recipe and single:
         raise UserError("give either --recipe or single operator options (--instructions/--traces/--label-noise), not both")
@@ -192,7 +204,6 @@ def run_corrupt(args: argparse.Namespace) -> int:
         recipe = Recipe(seed=args.seed, steps=[RecipeStep(op=o, params=p) for o, p in single], source="options")
     else:
         raise UserError("nothing to do: give --recipe R.yaml or at least one of --instructions, --traces, --label-noise")
-    _check_out(args)
     world = load_world(args.world) if args.world else None
     needs = any(s.op in NEEDS_STEPS for s in recipe.steps) and not args.allow_empty_steps
     examples = _load(args, require_steps=needs)
@@ -214,7 +225,7 @@ def run_convert(args: argparse.Namespace) -> int:
     """``sftlens data convert``."""
     from ..core.record import write_jsonl
 
-    _check_out(args)
+    _check_io(args, seed=False)
     examples = _load(args)
     n = write_jsonl(args.output, examples)
     if not args.quiet:
@@ -231,6 +242,13 @@ def run_profile(args: argparse.Namespace) -> int:
     from ..core.record import write_jsonl
     from ..models.lm import load_lm
 
+    from ..core.checks import check_at_least, check_model_path
+
+    _check_io(args)
+    check_model_path(args.model, "--model")
+    check_model_path(args.adapter, "--adapter", adapter=True)
+    for option, value in (("--max-new-tokens", args.max_new_tokens), ("--batch-size", args.batch_size)):
+        check_at_least(value, 1, option)
     if args.k < 1:
         raise UserError(f"--k must be at least 1, got {args.k}")
     if args.temperature < 0:
@@ -239,7 +257,6 @@ def run_profile(args: argparse.Namespace) -> int:
         thresholds = BandThresholds(easy=args.easy, hard=args.hard)
     except ValueError as e:
         raise UserError(str(e)) from None
-    _check_out(args)
     examples = _load(args)
     if not examples:
         raise UserError(f"{args.input}: no examples")
@@ -278,15 +295,19 @@ def run_curate(args: argparse.Namespace) -> int:
     from ..tasks.shop import load_world
     from ..core.record import atomic_write_json, write_jsonl
 
+    from ..core.checks import check_model_path
+
+    _check_io(args, ("--world", args.world))
     if args.diversity == "hidden" and not args.model:
         raise UserError("--diversity hidden needs --model PATH")
+    if args.diversity == "hidden":
+        check_model_path(args.model, "--model")
     try:
         config = CurateConfig(k=args.k, seed=args.seed, diversity=args.diversity, min_steps=args.min_steps,
                               max_steps=args.max_steps, min_chars=args.min_chars, max_chars=args.max_chars,
                               verify=not args.no_verify, dedup=not args.keep_duplicates)
     except ValueError as e:
         raise UserError(str(e)) from None
-    _check_out(args)
     world = load_world(args.world) if args.world else None
     examples = _load(args)
     lm = None
@@ -298,6 +319,10 @@ def run_curate(args: argparse.Namespace) -> int:
     with Progress(console=console, transient=True, disable=args.quiet) as bar:
         task = bar.add_task("quality filters", total=len(examples))
         res = curate(examples, config, world=world, lm=lm, progress=lambda n: bar.advance(task, n))
+    if args.k > len(examples):
+        res.report.setdefault("notes", []).append(
+            f"--k {args.k} is more than the {len(examples)} examples read, so every example that passed the "
+            "filters was kept and none was selected for diversity")
     res.report["input"] = str(args.input)
     res.report["output"] = str(args.output)
     write_jsonl(args.output, res.kept)

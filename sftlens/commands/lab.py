@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import argparse
 
+#: an interrupted run resumes when the same command is run again
+RESUMABLE = True
+
 
 def add_parser(sub) -> None:
     p = sub.add_parser("lab", help="train tiny models from scratch under each data condition and test every claim",
@@ -43,11 +46,14 @@ def _seed_list(text: str) -> list[int]:
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
+    from ..core.checks import check_output_path, check_seed
     from ..core.errors import UserError
+
+    if args.seed is not None:
+        check_seed(args.seed)
+    check_output_path(args.out, kind="dir")
     from ..lab.runner import LabConfigMismatch, run_lab
 
-    if args.seed is not None and args.seed < 0:
-        raise UserError(f"--seed: expected a seed >= 0, got {args.seed}")
     if args.n_seeds is not None and args.n_seeds < 1:
         raise UserError(f"--n-seeds: expected at least 1, got {args.n_seeds}")
     seeds = args.seeds if args.seeds is not None else (list(range(args.n_seeds)) if args.n_seeds else None)

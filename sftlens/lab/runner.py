@@ -339,6 +339,7 @@ class Lab:
         t0 = time.time()
         results = analyze_run(self, self.claims(), seed_runs=seed_runs)
         target = Path(out) if out is not None else self.out
+        # the report first, then the results: a results.json never stands without its report
         write_report(self, results, out=target)
         atomic_write_json(target / "results.json", results)
         self._time("claims_and_report", t0)
@@ -371,13 +372,17 @@ def run_lab(out: str | Path, preset: str = "quick", seed: int | None = None, see
     (``seeds``, or the preset's) run in ``out/seed_<s>/`` each (world, initialisation and data order
     all vary with the seed), then ``out/results.json`` and ``out/report.md`` pool them.
     """
+    from ..core.checks import check_output_path, check_seed
     from ..core.errors import UserError
 
     out = Path(out)
     if seeds is None:
         seeds = [seed] if seed is not None else list(get_preset(preset).seeds)
-    if not seeds or any(s < 0 for s in seeds) or len(set(seeds)) != len(seeds):
+    for s in seeds:
+        check_seed(s)
+    if not seeds or len(set(seeds)) != len(seeds):
         raise UserError(f"--seeds: expected distinct seeds >= 0, got {seeds}")
+    check_output_path(out, kind="dir")
     if len(seeds) == 1:
         return Lab(out=out, preset=get_preset(preset, seeds[0]), seed=seeds[0], console=console).run()
     config = {"preset": preset, "seeds": list(seeds)}

@@ -194,12 +194,25 @@ def load_lm(path: str, adapter: str | None = None, device: str | None = None, dt
     dt = pick_dtype(dev, dtype)
     try:
         tok = AutoTokenizer.from_pretrained(path, revision=revision)
-        model = AutoModelForCausalLM.from_pretrained(path, revision=revision, dtype=dt)
+        model, info = AutoModelForCausalLM.from_pretrained(path, revision=revision, dtype=dt,
+                                                           output_loading_info=True)
+    except RuntimeError as e:  # transformers: weights whose shapes do not fit the config
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        if "mismatch" not in first:
+            raise ModelLoadError(f"cannot load model '{path}': {first[:200]}") from None
+        raise ModelLoadError(f"model '{path}': config.json does not match the saved weights (weight shapes differ "
+                             "from the ones the config implies); restore the config.json saved with these "
+                             "weights") from None
     except OSError as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise ModelLoadError(f"cannot load model '{path}': {first}") from None
     except ValueError as e:
         raise ModelLoadError(f"cannot load model '{path}': {str(e).splitlines()[0]}") from None
+    missing = sorted(info.get("missing_keys") or [])
+    if missing:
+        raise ModelLoadError(f"model '{path}': config.json does not match the saved weights ({len(missing)} weights "
+                             f"the config needs are not in the files, e.g. '{missing[0]}'); restore the config.json "
+                             "saved with these weights")
     if len(tok) > model.get_input_embeddings().weight.shape[0]:
         raise ModelLoadError(f"tokenizer of '{path}' has {len(tok)} tokens but the model's embedding has "
                              f"{model.get_input_embeddings().weight.shape[0]} rows: they do not belong together")
