@@ -22,7 +22,7 @@ lab: setup
 	$(BIN)/sftlens lab --preset $(PRESET) --out $(OUT)
 
 test: setup
-	$(BIN)/python -m pytest sftlens tests
+	$(BIN)/python -m pytest
 
 bench: setup
 	@for f in bench/*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done

@@ -327,7 +327,8 @@ class Lab:
         for m in self.models():
             self.stage_faithfulness(m)
 
-    def run(self, seed_runs: list["Lab"] | None = None, out: Path | None = None) -> dict:
+    def run(self, seed_runs: list["Lab"] | None = None, out: Path | None = None,
+            preset_name: str | None = None) -> dict:
         """Run (or resume) every stage; returns the results dict also written to ``results.json``.
 
         With ``seed_runs`` (finished runs of other seeds, this one first) the verdicts pool them and
@@ -338,6 +339,8 @@ class Lab:
         self.run_stages()
         t0 = time.time()
         results = analyze_run(self, self.claims(), seed_runs=seed_runs)
+        if preset_name:
+            results["preset"] = preset_name
         target = Path(out) if out is not None else self.out
         # the report first, then the results: a results.json never stands without its report
         write_report(self, results, out=target)
@@ -393,10 +396,11 @@ def run_lab(out: str | Path, preset: str = "quick", seed: int | None = None, see
                                 f"{old.get('seeds')}); use another --out or delete it")
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(path, config)
-    labs = [Lab(out=out / f"seed_{s}", preset=get_preset(preset, s), seed=s, console=console) for s in seeds]
+    each = get_preset(preset).per_seed or preset
+    labs = [Lab(out=out / f"seed_{s}", preset=get_preset(each, s), seed=s, console=console) for s in seeds]
     for lab in labs:
         lab.run()  # each seed's own results.json and report.md, with its single-seed verdicts
-    return labs[0].run(seed_runs=labs, out=out)
+    return labs[0].run(seed_runs=labs, out=out, preset_name=preset)
 
 
 __all__ = ["Lab", "LabConfigMismatch", "run_lab"]

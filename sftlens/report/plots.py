@@ -34,12 +34,12 @@ def to_data_uri(fig) -> str:
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-def _m(model: dict, metric: str) -> dict | None:
+def _metric_of(model: dict, metric: str) -> dict | None:
     d = (model.get("metrics") or {}).get(metric)
     return d if d and d.get("mean") is not None else None
 
 
-def _err(d: dict, scale: float = 1.0) -> list[list[float]]:
+def _error_bars(d: dict, scale: float = 1.0) -> list[list[float]]:
     lo = d["lo"] if d.get("lo") is not None else d["mean"]
     hi = d["hi"] if d.get("hi") is not None else d["mean"]
     return [[(d["mean"] - lo) * scale], [(hi - d["mean"]) * scale]]
@@ -49,14 +49,14 @@ def accuracy_vs_infogain(results: dict):
     """Strict accuracy against information gain per step, one point per model with 95% intervals
     and an arrow from the first model to each other; ``None`` without information gain."""
     models = list(results.get("models", {}).values())
-    pts = [(m, _m(m, "correct"), _m(m, "ig_mean")) for m in models]
+    pts = [(m, _metric_of(m, "correct"), _metric_of(m, "ig_mean")) for m in models]
     pts = [p for p in pts if p[1] and p[2]]
     if not pts:
         return None
     plt = _plt()
     fig, ax = plt.subplots(figsize=(5.4, 3.9))
     for i, (m, acc, ig) in enumerate(pts):
-        ax.errorbar(ig["mean"], acc["mean"] * 100, xerr=_err(ig), yerr=_err(acc, 100), fmt="o", ms=8, capsize=4,
+        ax.errorbar(ig["mean"], acc["mean"] * 100, xerr=_error_bars(ig), yerr=_error_bars(acc, 100), fmt="o", ms=8, capsize=4,
                     color=PALETTE[i % len(PALETTE)], label=m["label"])
     if len(pts) >= 2:
         (_, a0, g0) = pts[0]
@@ -84,11 +84,11 @@ def accuracy_formats(results: dict):
     for j, (metric, label, color) in enumerate((("correct", "strict (A: / ####)", "#4C72B0"),
                                                ("flexible_correct", "flexible (last number)", "#A1C9F4"))):
         for i, m in enumerate(models):
-            d = _m(m, metric)
+            d = _metric_of(m, metric)
             if not d:
                 continue
             ax.bar(x[i] + (j - 0.5) * w, d["mean"] * 100, w, color=color, label=label if i == 0 else None,
-                   yerr=_err(d, 100), capsize=3, ecolor="#333")
+                   yerr=_error_bars(d, 100), capsize=3, ecolor="#333")
     ax.set_xticks(x, [m["label"] for m in models])
     ax.set_ylabel("accuracy (%)")
     ax.set_ylim(0, 105)

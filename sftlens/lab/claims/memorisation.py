@@ -20,8 +20,8 @@ def collapse_difference(table: np.ndarray) -> float:
     variant solved by tuned, source solved by base, variant solved by base]`` (one row per variant,
     paired with its own source problem): P(variant failed | source solved).
 
-    >>> collapse_difference(np.array([[1, 0, 1, 1], [1, 1, 1, 1], [0, 0, 1, 0]], float))
-    0.16666666666666666
+    >>> round(collapse_difference(np.array([[1, 0, 1, 1], [1, 1, 1, 1], [0, 0, 1, 0]], float)), 4)
+    0.1667
     """
     def rate(solved: np.ndarray, variant: np.ndarray) -> float:
         return float((solved * (1 - variant)).sum() / solved.sum()) if solved.sum() else float("nan")
