@@ -6,9 +6,11 @@ import copy
 import json
 import math
 
+from pathlib import Path
+
 import pytest
 
-from sftlens.audit import METRICS, Store, compare_models, faithfulness_module, trap_verdict
+from sftlens.audit import METRICS, Store, compare_models, comparison_verdict, faithfulness_module, trap_verdict
 from sftlens.cli import main
 from sftlens.core.errors import RecordError
 from sftlens.core.format import completion_text, prompt_text
@@ -31,6 +33,8 @@ def _brief_train(model, tok, texts, steps=4):
 
 @pytest.fixture(scope="module")
 def gsm_models(tmp_path_factory):
+    if not Path(GSM).exists():
+        pytest.skip(f"{GSM} not present (the GSM8K test set ships next to CLAIMS.md in ../shared/data/gsm8k)")
     d = tmp_path_factory.mktemp("gsm")
     exs = load_gsm8k(GSM, limit=20)
     texts = [prompt_text(e) + completion_text(e) for e in exs]
@@ -230,8 +234,13 @@ def test_trap_verdict_and_comparison_from_rows():
     acc = sum(t["correct"] for t in tuned) / 40 - sum(b["correct"] for b in base) / 40
     assert math.isclose(c["diff"]["correct"]["mean"], acc)
     assert c["mcnemar"]["strict"]["b01"] == 20 and c["mcnemar"]["strict"]["b10"] == 0
-    v = trap_verdict(c["diff"]["correct"], c["diff"]["ig_mean"])
+    v = comparison_verdict(base, tuned)
     assert v["status"] == "yes" and v["text"].startswith("Accuracy trap: YES") and "nats/step" in v["text"]
+    assert v["tests"]["accuracy"]["verdict"] == "reproduced"
     # information gain up: no trap
-    v2 = trap_verdict(c["diff"]["correct"], {"mean": 0.1, "lo": 0.05, "hi": 0.15, "n": 40})
-    assert v2["status"] == "no"
+    risen = [dict(t, ig_mean=t["ig_mean"] + 0.5) for t in tuned]
+    assert comparison_verdict(base, risen)["status"] == "no"
+    # accuracy up by less than the 5-point SESOI, with a tight interval: no trap either
+    barely = [dict(b, correct=1.0 if i == 0 else b["correct"]) for i, b in enumerate(base)]
+    assert comparison_verdict(base, barely)["status"] in ("no", "n/a")
+    assert trap_verdict([1.0] * 40)["status"] == "n/a"  # no reasoning metric measured

@@ -216,6 +216,8 @@ def test_hub_names_fail_clearly_when_offline(monkeypatch):
         raise ConnectionError("Couldn't reach 'openai/gsm8k' on the Hub")
 
     monkeypatch.setattr(datasets, "load_dataset", no_network)
+    for variable in ("HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):  # the test sets the one it means
+        monkeypatch.delenv(variable, raising=False)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(RecordError, match="no such file, and loading it as a Hugging Face dataset failed .*offline here"):
         load_examples("openai/gsm8k:main")

@@ -21,8 +21,8 @@ The pipeline has three stages, each resumable from the files it leaves in ``DIR`
 
 from ..core.record import RecordError
 from ._cache import Store, content_hash, row_key, sample_key
-from ._compare import (FAITH_METRICS, METRICS, TEXT_METRICS, TRAP_RULE, compare_models, summarize_model,
-                       text_only_verdict, trap_verdict, variant_gap)
+from ._compare import (FAITH_METRICS, METRICS, TEXT_METRICS, TRAP_RULE, compare_models, comparison_verdict,
+                       summarize_model, text_only_verdict, trap_verdict, variant_gap)
 from ._faithfulness import faithfulness_module
 from ._io import RESULTS_FILE, ROWS_FILE, SAMPLES_FILE, SCHEMA_VERSION, load_saved, write_report
 from ._models import ModelHandle, load_models
@@ -37,4 +37,4 @@ __all__ = ["FAITH_METRICS", "METRICS", "RESULTS_FILE", "ROWS_FILE", "SAMPLES_FIL
            "audit_predictions", "build_results", "compare_models", "content_hash", "faithfulness_module",
            "generate_cached", "load_data", "load_models", "load_saved", "pick_verifier", "read_predictions",
            "row_key", "run_audit", "sample_key", "score_cached", "summarize_model", "text_only_verdict",
-           "trap_verdict", "variant_gap", "write_report"]
+           "comparison_verdict", "trap_verdict", "variant_gap", "write_report"]

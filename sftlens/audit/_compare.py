@@ -104,49 +104,73 @@ def _has_interval(d: dict | None) -> bool:
     return bool(d) and measured(d.get("mean")) and measured(d.get("lo")) and measured(d.get("hi"))
 
 
-TRAP_RULE = ("YES when the paired interval of strict accuracy (tuned − base) lies above zero AND the "
-             "interval of information gain per step, or of the early-answering AOC (faithfulness), lies "
-             "below zero; otherwise NO. 95% bootstrap intervals over examples.")
+TRAP_SESOI = {"correct": 0.05, "ig_mean": 0.05, "aoc": 0.05}  # accuracy 5 pts, 0.05 nats/step, 5 pts of AOC
+TRAP_RULE = ("The lab's verdict protocol: YES when strict accuracy (tuned − base, paired) rises beyond its smallest "
+             "effect of interest (+5 pts: the one-sided 95% bound lies above it) AND information gain per step "
+             "(SESOI 0.05 nats) or the early-answering AOC (SESOI 5 pts) falls beyond its SESOI, the reasoning "
+             "metrics Holm-adjusted between them; NO when accuracy is shown not to rise by 5 pts, or every measured "
+             "reasoning metric is shown not to fall by its SESOI; otherwise cannot tell. Paired t-tests over examples "
+             "(sftlens.metrics.protocol.decide).")
 
 
-def trap_verdict(acc: dict | None, ig: dict | None, aoc: dict | None = None) -> dict:
-    """The one-line verdict on the accuracy trap from paired differences (``mean``/``lo``/``hi``).
+def _paired(rows_a: list[dict], rows_b: list[dict], metric: str, key: str = "id") -> list[float]:
+    """Per-example ``b − a`` of one metric over examples in both (NaN where either lacks it)."""
+    by_key = {r[key]: r for r in rows_a}
+    return [as_float(r.get(metric)) - as_float(by_key[r[key]].get(metric)) for r in rows_b if r[key] in by_key]
 
-    >>> v = trap_verdict({"mean": .12, "lo": .081, "hi": .159}, {"mean": -.21, "lo": -.30, "hi": -.12})
-    >>> v["status"], v["text"]
-    ('yes', 'Accuracy trap: YES — accuracy +12.0 pts [+8.1, +15.9], information gain -0.210 [-0.300, -0.120] nats/step')
-    >>> trap_verdict({"mean": .01, "lo": -.05, "hi": .07}, {"mean": -.2, "lo": -.3, "hi": -.1})["status"]
+
+def trap_verdict(acc_diffs, ig_diffs=None, aoc_diffs=None) -> dict:
+    """The accuracy-trap verdict from per-example paired differences (tuned − base), under the
+    lab's protocol (:data:`TRAP_RULE`).
+
+    >>> up = [0.0] * 10 + [1.0] * 30
+    >>> v = trap_verdict(up, [-0.2 + 0.01 * (i % 5) for i in range(40)])
+    >>> v["status"], v["text"].split(" — ")[0]
+    ('yes', 'Accuracy trap: YES')
+    >>> flat = [0.0] * 190 + [1.0, -1.0] * 5  # accuracy shown not to rise by 5 points
+    >>> trap_verdict(flat, [-0.2 + 0.01 * (i % 5) for i in range(200)])["status"]
     'no'
+    >>> trap_verdict([0.0, 1.0, -1.0] * 20, [-0.2 + 0.01 * (i % 5) for i in range(60)])["status"]
+    'n/a'
     """
-    if not _has_interval(acc):
+    from ..metrics.protocol import decide, holm
+
+    acc = decide(acc_diffs, TRAP_SESOI["correct"], "superiority", direction=+1) if len(acc_diffs) else None
+    if acc is None:
         return {"status": "n/a", "trap": None, "rule": TRAP_RULE,
                 "text": "Accuracy trap: cannot tell — no paired accuracy could be measured"}
-    acc_up = acc["lo"] > 0
-    ig_down = _has_interval(ig) and ig["hi"] < 0
-    aoc_down = _has_interval(aoc) and aoc["hi"] < 0
-    parts = [f"accuracy {_format_points(acc)}"]
-    if _has_interval(ig):
-        parts.append(f"information gain {_format_nats(ig)}")
-    if _has_interval(aoc):
-        parts.append(f"faithfulness (AOC) {_format_points(aoc)}")
-    if not _has_interval(ig) and not _has_interval(aoc):
+    reasoning = {name: decide(d, TRAP_SESOI[key], "superiority", direction=-1)
+                 for name, key, d in (("information gain", "ig_mean", ig_diffs), ("faithfulness (AOC)", "aoc", aoc_diffs))
+                 if d is not None and any(x == x for x in d)}
+    parts = [f"accuracy {_format_points(acc.estimate)}"]
+    parts += [f"{name} {_format_nats(d.estimate) if name == 'information gain' else _format_points(d.estimate)}"
+              for name, d in reasoning.items()]
+    if not reasoning:
         return {"status": "n/a", "trap": None, "rule": TRAP_RULE,
                 "text": "Accuracy trap: cannot tell — " + parts[0] + "; information gain and faithfulness "
                         "were not measured"}
-    trap = acc_up and (ig_down or aoc_down)
-    if trap:
-        text = "Accuracy trap: YES — " + ", ".join(parts)
+    adjusted = holm({name: d.p_value for name, d in reasoning.items()})
+    falls = [n for n, d in reasoning.items() if d.verdict == "reproduced" and adjusted.get(n, 1.0) < 0.05]
+    if acc.verdict == "reproduced" and falls:
+        status, text = "yes", "Accuracy trap: YES — " + ", ".join(parts)
+    elif acc.verdict == "not reproduced" or all(d.verdict == "not reproduced" for d in reasoning.values()):
+        why = ("accuracy did not rise by 5 points" if acc.verdict == "not reproduced"
+               else "accuracy rose but no reasoning metric fell by its smallest effect of interest")
+        status, text = "no", f"Accuracy trap: NO ({why}) — " + ", ".join(parts)
     else:
-        why = ("accuracy did not rise beyond its interval" if not acc_up
-               else "accuracy rose but reasoning quality did not fall beyond its interval")
-        text = f"Accuracy trap: NO ({why}) — " + ", ".join(parts)
-    return {"status": "yes" if trap else "no", "trap": trap, "rule": TRAP_RULE, "text": text}
+        status, text = "n/a", "Accuracy trap: cannot tell (the intervals allow both) — " + ", ".join(parts)
+    return {"status": status, "trap": status == "yes" if status != "n/a" else None, "rule": TRAP_RULE, "text": text,
+            "tests": {"accuracy": acc.to_dict(), **{n: {**d.to_dict(), "p_holm": adjusted.get(n)}
+                                                     for n, d in reasoning.items()}}}
 
 
-def comparison_verdict(comparison: dict) -> dict:
-    """:func:`trap_verdict` from one comparison entry of ``results.json`` (tuned − base)."""
-    return trap_verdict(comparison["diff"].get("correct"), comparison["diff"].get("ig_mean"),
-                        comparison.get("faithfulness_diff", {}).get("aoc"))
+def comparison_verdict(rows_a: list[dict], rows_b: list[dict], battery_a: list[dict] | None = None,
+                       battery_b: list[dict] | None = None) -> dict:
+    """:func:`trap_verdict` of ``b`` (tuned) against ``a`` (base) from their per-example rows and,
+    when both ran, their faithfulness batteries."""
+    aoc = _paired(battery_a, battery_b, "aoc") if battery_a and battery_b else None
+    return trap_verdict(_paired(rows_a, rows_b, "correct"), _paired(rows_a, rows_b, "ig_mean")
+                        if any("ig_mean" in r for r in rows_b) else None, aoc)
 
 
 def text_only_verdict(comparisons: list[dict], labels: list[str]) -> dict:

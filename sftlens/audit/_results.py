@@ -49,7 +49,7 @@ def build_results(mode: str, evidence: list[ModelEvidence], *, inputs: dict, see
     models = {e.label: _model_summary(e, metrics, seed) for e in evidence}
     comparisons = [_comparison(a, b, metrics, seed) for a, b in itertools.combinations(evidence, 2)]
     verdict = (text_only_verdict(comparisons, [e.label for e in evidence]) if text_only
-               else comparison_verdict(comparisons[0]))
+               else comparison_verdict(evidence[0].rows, evidence[1].rows, evidence[0].battery, evidence[1].battery))
     variants = {name: {e.label: variant_gap(e.rows, rows_by_label[e.label], seed=seed) for e in evidence}
                 for name, rows_by_label in (variant_rows or {}).items()}
     changed = []

@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from ..core.console import make_console, progress
-from ..core.errors import UserError
 from ..core.record import Example, Sample, atomic_write_json, write_jsonl
 from ._cache import Store
 from ._faithfulness import faithfulness_module, run_faithfulness
