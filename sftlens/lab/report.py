@@ -28,7 +28,9 @@ def render_markdown(results: dict, plots: dict[str, str], timings: dict | None =
     lines += ["## Verdicts", "",
               f"Seeds: {', '.join(map(str, seeds))}" + (" — **single seed: exploratory** (intervals cover test-set "
                                                          "sampling only, not training variance)" if len(seeds) == 1
-                                                         else " (pooled by a two-level bootstrap: seeds, then problems)"),
+                                                         else " (pooled by a two-level bootstrap: seeds, then problems; "
+                                                         f"the descriptive tables under each claim are seed {seeds[0]}'s, "
+                                                         "each seed's own report is in seed_<s>/report.md)"),
               "", md_table(["claim", "verdict", "measured effect (90% interval)", "p", "p (Holm)", "why"],
                            [[cid, _verdict(c), f"{c['effect'].get('name', '')}: {num(c['effect'], 3, True)}",
                              _p(c.get("p_value")), _p(c.get("p_holm")), c.get("reason", "")]
