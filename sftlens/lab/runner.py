@@ -37,6 +37,8 @@ class Lab:
     seed: int = 0
     console: object = None
     timings: dict[str, float] = field(default_factory=dict)
+    # per-sample rows of finished evaluations, read once: every claim's analysis and evidence reads them
+    _rows: dict[tuple[str, str], list[dict]] = field(default_factory=dict, repr=False)
 
     # ---- helpers -------------------------------------------------------------------------
     def _log(self, msg: str) -> None:
@@ -293,9 +295,12 @@ class Lab:
             return [json.loads(l) for l in f if l.strip()]
 
     def rows(self, model: str, set_name: str = "test") -> list[dict]:
-        """Per-sample metric rows of a finished evaluation."""
-        with open(self.eval_path(model, set_name), encoding="utf-8") as f:
-            return [json.loads(l)["metrics"] for l in f if l.strip()]
+        """Per-sample metric rows of a finished evaluation (read from disk once per run; callers must
+        not modify them)."""
+        if (model, set_name) not in self._rows:
+            with open(self.eval_path(model, set_name), encoding="utf-8") as f:
+                self._rows[(model, set_name)] = [json.loads(line)["metrics"] for line in f if line.strip()]
+        return self._rows[(model, set_name)]
 
     def samples(self, model: str, set_name: str = "test") -> list[Sample]:
         """The samples of a finished evaluation."""
