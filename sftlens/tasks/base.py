@@ -9,7 +9,7 @@ Nothing here imports a model or any part of sftlens outside :mod:`sftlens.core`.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Protocol
 
 from ..core.errors import SftlensError
@@ -74,6 +74,19 @@ class Task(Protocol):
         """Out-of-distribution test sets built from ``test`` (name -> examples); :class:`TaskError`
         when the task has no variant builder."""
         ...
+
+
+@dataclass
+class Splits:
+    """Everything the lab needs from a world, generated deterministically from a seed: pretraining
+    problems (simpler worked problems the base sees), the SFT pool, the test set, the variant sets
+    (name -> examples) and the fact probes (knowledge retention; empty for worlds without facts)."""
+
+    pretrain_problems: list[Example] = field(default_factory=list)
+    train: list[Example] = field(default_factory=list)
+    test: list[Example] = field(default_factory=list)
+    variants: dict[str, list[Example]] = field(default_factory=dict)
+    facts: list[Example] = field(default_factory=list)
 
 
 def no_variants(task_name: str) -> TaskError:

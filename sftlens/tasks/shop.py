@@ -30,7 +30,7 @@ import re
 from dataclasses import asdict, dataclass, field
 
 from ..core.record import Example, RecordError
-from .base import StepCheck, TaskError
+from .base import Splits, StepCheck, TaskError
 from .registry import register_task
 from .text import digit_corrupter
 
@@ -379,15 +379,7 @@ class ShopTask:
         return self.world.variants(test, n, seed, exclude=exclude)
 
 
-@dataclass
-class ShopSplits:
-    """Everything the lab needs from the world, generated deterministically from a seed."""
-
-    pretrain_problems: list[Example] = field(default_factory=list)
-    train: list[Example] = field(default_factory=list)
-    test: list[Example] = field(default_factory=list)
-    variants: dict[str, list[Example]] = field(default_factory=dict)
-    facts: list[Example] = field(default_factory=list)
+ShopSplits = Splits  # the shop's splits are the generic ones
 
 
 def make_splits(world: ShopWorld, n_pretrain: int, n_train: int, n_test: int, n_variant: int, seed: int) -> ShopSplits:
