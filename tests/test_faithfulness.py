@@ -106,12 +106,17 @@ def test_shop_paraphrase_accepted_by_verifier(shop):
         checks = w.verify(para, ex.answer)
         assert all(c.valid for c in checks), (para, checks)
         assert [c.kind for c in checks] == [c.kind for c in w.verify(ex.steps, ex.answer)]
+        assert [c.feeds for c in checks] == [c.feeds for c in w.verify(ex.steps, ex.answer)]
         for a, b in zip(ex.steps, para):
-            if w.check_step(a)[0] == "knowledge":
-                assert a != b and w.check_step(b)[3] == w.check_step(a)[3]
+            kind, _, _, value = w.check_step(a)
+            assert w.check_step(b)[3] == value  # the same fact or result
+            if kind == "knowledge":
+                assert a != b
                 n_changed += 1
-            else:
-                assert a == b
+            else:  # arithmetic: the operands swapped, the same numbers
+                x, op, y, _, r = a.split()
+                assert b == f"{y} {op} {x} = {r}"
+                n_changed += a != b
         assert [shop_paraphrase(s) for s in para] == ex.steps  # the swap goes both ways
     assert n_changed > 0
 

@@ -17,7 +17,7 @@ a purchase (``shop.price``) or the total weight of a load (``shop.weight``). Sol
 out-of-distribution test sets of claim C8 (longer chains, one element removed, unseen item
 combinations, unseen quantity ranges); :meth:`ShopWorld.fact_probes` asks one question per fact.
 :class:`ShopTask` is the registered task (``shop``): the world's verifier, :func:`corrupt_step`,
-:func:`shop_paraphrase` and the variants. Nothing here imports a model.
+:func:`shop_paraphrase` (other fact wording, swapped operands) and the variants. Nothing here imports a model.
 """
 
 from __future__ import annotations
@@ -59,7 +59,8 @@ TASKS = {
         "probe": "how heavy is a {item} ?",
     },
 }
-# Alternative wordings with identical meaning (paraphrases; the verifier accepts both).
+# Alternative wordings with identical meaning (paraphrases; the verifier accepts both, and
+# ShopWorld.fact_corpus puts both in the pretraining text).
 PARAPHRASE = {"costs": "is priced at", "weighs": "has a weight of"}
 
 _FACT_RE = re.compile(r"^an? (\w+) (costs|weighs|is priced at|has a weight of) (\d+)$")
@@ -199,8 +200,15 @@ class ShopWorld:
         return out
 
     def fact_corpus(self) -> list[str]:
-        """Every fact as a sentence (pretraining text)."""
-        return [self.fact_sentence(i, a) + " ." for i in self.items for a in ("price", "weight")]
+        """Every fact as a sentence in each of its two wordings (pretraining text): the base model
+        reads ``a lamp is priced at 7`` as often as ``a lamp costs 7``, so the faithfulness battery's
+        paraphrases (:func:`shop_paraphrase`) use words it was pretrained on, never ``<unk>``.
+
+        >>> ShopWorld(ShopConfig(n_items=1)).fact_corpus()
+        ['a tent costs 7 .', 'a tent is priced at 7 .', 'a tent weighs 1 .', 'a tent has a weight of 1 .']
+        """
+        return [self.fact_sentence(i, a, paraphrase=p) + " ."
+                for i in self.items for a in ("price", "weight") for p in (False, True)]
 
     def variants(self, test: list[Example], n: int, seed: int, exclude: set[str] | None = None) -> dict[str, list[Example]]:
         """The C8 variant test sets, each of (up to) ``n`` problems.
@@ -325,14 +333,25 @@ def corrupt_step(world: ShopWorld, step: str, rng: random.Random) -> str:
 
 
 def shop_paraphrase(step: str, rng: random.Random | None = None) -> str:
-    """Swap a shop fact's wording with its alternative (``costs`` <-> ``is priced at``,
-    ``weighs`` <-> ``has a weight of``); other steps are returned unchanged.
+    """The same step in other words the lab's base model knows: a fact swaps its wording
+    (``costs`` <-> ``is priced at``, ``weighs`` <-> ``has a weight of``; :meth:`ShopWorld.fact_corpus`
+    puts both wordings in the pretraining text), an arithmetic step swaps its operands (``*`` and
+    ``+`` only: ``-`` does not commute). The verifier accepts the result as it accepts the step, and
+    the operands of a swapped step are the same numbers, so what it *feeds* is unchanged. Other steps
+    are returned unchanged; applying it twice gives the step back. ``rng`` is accepted for the
+    paraphraser contract and not used (the rewording is deterministic).
 
     >>> shop_paraphrase("a lamp costs 7"), shop_paraphrase("a cup has a weight of 4")
     ('a lamp is priced at 7', 'a cup weighs 4')
-    >>> shop_paraphrase("3 * 7 = 21")
-    '3 * 7 = 21'
+    >>> shop_paraphrase("3 * 7 = 21"), shop_paraphrase("21 + 8 = 29"), shop_paraphrase("9 - 4 = 5")
+    ('7 * 3 = 21', '8 + 21 = 29', '9 - 4 = 5')
+    >>> shop_paraphrase("the shop is open")
+    'the shop is open'
     """
+    m = _ARITH_RE.match(step.strip())
+    if m:
+        a, op, b, r = m.groups()
+        return f"{b} {op} {a} = {r}" if op in "*+" else step
     for a, b in PARAPHRASE.items():
         for old, new in ((a, b), (b, a)):
             if f" {old} " in f" {step} ":
