@@ -91,3 +91,50 @@ def test_swap_operator(world_splits):
     assert all(e.steps == [] for e in drop_traces(sp.train[:5]))
     sh = shuffle_steps(sp.train[:5], seed=0)
     assert all(sorted(a.steps) == sorted(b.steps) and a.steps != b.steps for a, b in zip(sh, sp.train[:5]))
+
+
+def test_no_variant_set_has_the_pretraining_item_counts(world_splits):
+    """C8 measures what SFT changed: no variant set may be the base's pretraining distribution."""
+    w, sp = world_splits
+    lo, hi = w.config.pretrain_items
+    pretraining = set(range(lo, hi + 1))
+    assert {len(e.meta["items"]) for e in sp.pretrain_problems} <= pretraining
+    for name, exs in sp.variants.items():
+        assert exs, name
+        assert not {len(e.meta["items"]) for e in exs} & pretraining, name
+
+
+def test_n_minus_1_comes_from_three_item_test_problems(world_splits):
+    w, sp = world_splits
+    by_id = {e.id: e for e in sp.test}
+    nm1 = sp.variants["n_minus_1"]
+    assert len(nm1) == min(20, sum(len(e.meta["items"]) == 3 for e in sp.test)) > 0
+    test_questions = {e.question for e in sp.test}
+    lo, hi = w.config.items_per_problem
+    for v in nm1:
+        src = by_id[v.meta["source"]]
+        assert len(src.meta["items"]) == 3 and lo <= len(v.meta["items"]) <= hi
+        kept = [x for x in src.meta["items"] if x[0] != v.meta["removed"]]
+        assert len(kept) == 2 and v.meta["items"] == kept  # the source minus one item, order kept
+        assert (v.task, v.meta["person"]) == (src.task, src.meta["person"])
+        assert v.question not in test_questions
+    assert len({v.question for v in nm1}) == len(nm1)
+
+
+def test_pretraining_problems_repeat_only_when_their_distribution_runs_out():
+    from sftlens.tasks.shop import make_splits
+
+    w = ShopWorld(ShopConfig(seed=0, n_items=5))
+    pool = w.n_questions(w.config.pretrain_items)
+    assert pool == 5 * 5 * 8 * 2  # items * quantities * people * tasks
+    sp = make_splits(w, pool + 50, 20, 10, 3, seed=0)
+    pre = sp.pretrain_problems
+    assert len(pre) == pool + 50 and len({e.id for e in pre}) == len(pre)
+    assert len({e.question for e in pre}) == pool  # every distinct one-item problem, then repeats
+    first = {e.id: e for e in pre[:pool]}
+    for e in pre[pool:]:
+        assert first[e.meta["repeat_of"]].question == e.question
+    others = {e.question for e in sp.train + sp.test + [e for v in sp.variants.values() for e in v]}
+    assert not others & {e.question for e in pre}
+    assert make_splits(w, pool + 50, 20, 10, 3, seed=0).pretrain_problems == pre  # seeded
+    assert all("repeat_of" not in e.meta for e in make_splits(w, pool, 20, 10, 3, seed=0).pretrain_problems)

@@ -25,6 +25,7 @@ from __future__ import annotations
 import functools
 import itertools
 import json
+import math
 import random
 import re
 from dataclasses import asdict, dataclass, field
@@ -78,7 +79,7 @@ class ShopConfig:
     qty_range: tuple[int, int] = (1, 5)          # quantities seen in training
     unseen_qty_range: tuple[int, int] = (6, 9)   # the "unseen number range" variant
     items_per_problem: tuple[int, int] = (2, 3)  # the SFT target distribution
-    pretrain_items: tuple[int, int] = (1, 2)     # simpler worked problems the base sees
+    pretrain_items: tuple[int, int] = (1, 1)     # simpler worked problems the base sees (no variant set's counts)
     long_items: int = 4                          # the "longer chains" variant
     heldout_pair_frac: float = 0.12              # item pairs never seen together in training
 
@@ -187,6 +188,26 @@ class ShopWorld:
             out.append(ex)
         return out
 
+    def n_questions(self, items_range: tuple[int, int], qty_range: tuple[int, int] | None = None,
+                    heldout: bool | None = False) -> int:
+        """How many distinct questions :meth:`problems` can draw from a distribution (its
+        ``items_range``, ``qty_range`` and ``heldout``): ordered item tuples times quantities,
+        people and tasks.
+
+        >>> ShopWorld(ShopConfig(n_items=24)).n_questions((1, 1))  # 24 items * 5 quantities * 8 people * 2 tasks
+        1920
+        """
+        lo, hi = qty_range or self.config.qty_range
+        n_qty = hi - lo + 1
+        total = 0
+        for k in range(items_range[0], items_range[1] + 1):
+            if k == 1 or heldout is None:
+                sets = math.comb(len(self.items), k)
+            else:
+                sets = sum(self._has_heldout_pair(list(c)) == heldout for c in itertools.combinations(self.items, k))
+            total += sets * math.factorial(k) * n_qty ** k  # every order of a set is another question
+        return total * len(PEOPLE) * len(TASKS)
+
     def fact_probes(self) -> list[Example]:
         """One question per fact (knowledge retention), answered without steps."""
         out = []
@@ -214,7 +235,11 @@ class ShopWorld:
         """The C8 variant test sets, each of (up to) ``n`` problems.
 
         - ``long``: ``long_items`` items, more than any training problem;
-        - ``n_minus_1``: an in-distribution test problem with one item removed;
+        - ``n_minus_1``: an in-distribution test problem with one item removed, from the sources
+          whose variant stays inside the SFT item counts (``items_per_problem``) and outside the
+          base's pretraining ones (``pretrain_items``): with the defaults, 3-item sources and
+          2-item variants. A variant whose question is in ``exclude`` (or repeats another) is
+          skipped, so there may be fewer than ``n``;
         - ``unseen_combo``: contains an item pair never seen together in training;
         - ``unseen_range``: quantities from ``unseen_qty_range``.
         """
@@ -224,14 +249,21 @@ class ShopWorld:
         out["long"] = self.problems(n, seed + 1, (c.long_items, c.long_items), heldout=False,
                                     prefix="long", exclude=exclude, variant="long")
         nm1: list[Example] = []
+        taken = set(exclude or ())
         for ex in test:
             items = [(i, q) for i, q in ex.meta["items"]]
-            if len(items) < 2:
+            k = len(items) - 1  # the variant's item count
+            if not (c.items_per_problem[0] <= k <= c.items_per_problem[1]) or (
+                    c.pretrain_items[0] <= k <= c.pretrain_items[1]):
                 continue
             drop = rng.randrange(len(items))
             p = Problem(task=ex.task, person=ex.meta["person"], items=items[:drop] + items[drop + 1:])
-            nm1.append(self.to_example(p, id=f"nm1{len(nm1):05d}", variant="n_minus_1", source=ex.id,
-                                       removed=items[drop][0]))
+            v = self.to_example(p, id=f"nm1{len(nm1):05d}", variant="n_minus_1", source=ex.id,
+                                removed=items[drop][0])
+            if v.question in taken:
+                continue
+            taken.add(v.question)
+            nm1.append(v)
             if len(nm1) >= n:
                 break
         out["n_minus_1"] = nm1
@@ -402,7 +434,13 @@ ShopSplits = Splits  # the shop's splits are the generic ones
 
 
 def make_splits(world: ShopWorld, n_pretrain: int, n_train: int, n_test: int, n_variant: int, seed: int) -> ShopSplits:
-    """Disjoint (by question) pretraining problems, SFT train, test and variant sets."""
+    """Disjoint (by question) pretraining problems, SFT train, test and variant sets.
+
+    The pretraining distribution (``pretrain_items``, 1 item by default) can hold fewer distinct
+    problems than ``n_pretrain`` (a 24-item world has 1920 one-item questions): then every one of
+    them is drawn and the rest are seeded repeats (``meta["repeat_of"]`` names the problem
+    repeated), never a question of another split.
+    """
     c = world.config
     test = world.problems(n_test, seed + 11, prefix="test", split="test")
     seen = {e.question for e in test}
@@ -411,5 +449,17 @@ def make_splits(world: ShopWorld, n_pretrain: int, n_train: int, n_test: int, n_
         seen |= {e.question for e in v}
     train = world.problems(n_train, seed + 17, prefix="train", exclude=seen, split="train")
     seen |= {e.question for e in train}
-    pre = world.problems(n_pretrain, seed + 19, c.pretrain_items, prefix="pre", exclude=seen, split="pretrain")
+    lo, hi = c.pretrain_items
+    taken = sum(1 for e in train + test + [e for v in variants.values() for e in v]  # questions of this distribution
+                if lo <= len(e.meta["items"]) <= hi and not world._has_heldout_pair([i for i, _ in e.meta["items"]])
+                and all(c.qty_range[0] <= q <= c.qty_range[1] for _, q in e.meta["items"]))
+    n_distinct = min(n_pretrain, world.n_questions(c.pretrain_items) - taken)
+    pre = world.problems(n_distinct, seed + 19, c.pretrain_items, prefix="pre", exclude=seen, split="pretrain")
+    if n_distinct < n_pretrain:
+        if not pre:
+            raise RuntimeError(f"no pretraining problem with {lo}-{hi} items is left once the other splits are drawn")
+        rng = random.Random(seed + 23)
+        pre += [Example(id=f"pre{i:05d}", task=e.task, instruction=e.instruction, question=e.question,
+                        steps=list(e.steps), answer=e.answer, meta={**e.meta, "repeat_of": e.id})
+                for i, e in zip(range(n_distinct, n_pretrain), rng.choices(pre, k=n_pretrain - n_distinct))]
     return ShopSplits(pretrain_problems=pre, train=train, test=test, variants=variants, facts=world.fact_probes())
