@@ -138,3 +138,30 @@ def test_pretraining_problems_repeat_only_when_their_distribution_runs_out():
     assert not others & {e.question for e in pre}
     assert make_splits(w, pool + 50, 20, 10, 3, seed=0).pretrain_problems == pre  # seeded
     assert all("repeat_of" not in e.meta for e in make_splits(w, pool, 20, 10, 3, seed=0).pretrain_problems)
+
+
+def test_variant_distribution_problems(world_splits):
+    """C8's negative control trains on the variant distributions, never on the variant problems."""
+    w, sp = world_splits
+    c = w.config
+    exclude = {e.question for e in sp.test + [e for v in sp.variants.values() for e in v]}
+    exs = w.variant_distribution_problems(42, seed=5, exclude=exclude)
+    assert len(exs) == 42 and len({e.question for e in exs}) == 42 and len({e.id for e in exs}) == 42
+    assert not {e.question for e in exs} & exclude
+    by_kind: dict[str, list] = {}
+    for e in exs:
+        by_kind.setdefault(e.meta["variant_distribution"], []).append(e)
+    assert {k: len(v) for k, v in by_kind.items()} == {"long": 11, "n_minus_1": 11, "unseen_combo": 10,
+                                                       "unseen_range": 10}
+    items = lambda e: [i for i, _ in e.meta["items"]]  # noqa: E731
+    qtys = lambda e: [q for _, q in e.meta["items"]]  # noqa: E731
+    in_train_qty = lambda e: all(c.qty_range[0] <= q <= c.qty_range[1] for q in qtys(e))  # noqa: E731
+    assert all(len(items(e)) == c.long_items and in_train_qty(e) for e in by_kind["long"])
+    assert all(len(items(e)) == 2 and in_train_qty(e) and not w._has_heldout_pair(items(e))
+               for e in by_kind["n_minus_1"])
+    assert all(w._has_heldout_pair(items(e)) and in_train_qty(e) for e in by_kind["unseen_combo"])
+    lo, hi = c.unseen_qty_range
+    assert all(lo <= q <= hi for e in by_kind["unseen_range"] for q in qtys(e))
+    for e in exs:  # worked solutions the verifier accepts, as SFT data
+        assert all(x.valid for x in w.verify(e.steps, e.answer)) and e.steps[-1].endswith(f"= {e.answer}")
+    assert w.variant_distribution_problems(42, seed=5, exclude=exclude) == exs  # seeded

@@ -231,6 +231,17 @@ class ShopWorld:
         return [self.fact_sentence(i, a, paraphrase=p) + " ."
                 for i in self.items for a in ("price", "weight") for p in (False, True)]
 
+    def n_minus_1_counts(self) -> list[int]:
+        """Item counts of the ``n_minus_1`` variants: one less than a test problem's, inside the SFT
+        counts (``items_per_problem``) and outside the pretraining ones (``pretrain_items``).
+
+        >>> ShopWorld().n_minus_1_counts()
+        [2]
+        """
+        c = self.config
+        lo, hi = c.items_per_problem
+        return [k for k in range(lo, hi) if not c.pretrain_items[0] <= k <= c.pretrain_items[1]]
+
     def variants(self, test: list[Example], n: int, seed: int, exclude: set[str] | None = None) -> dict[str, list[Example]]:
         """The C8 variant test sets, each of (up to) ``n`` problems.
 
@@ -252,9 +263,7 @@ class ShopWorld:
         taken = set(exclude or ())
         for ex in test:
             items = [(i, q) for i, q in ex.meta["items"]]
-            k = len(items) - 1  # the variant's item count
-            if not (c.items_per_problem[0] <= k <= c.items_per_problem[1]) or (
-                    c.pretrain_items[0] <= k <= c.pretrain_items[1]):
+            if len(items) - 1 not in self.n_minus_1_counts():
                 continue
             drop = rng.randrange(len(items))
             p = Problem(task=ex.task, person=ex.meta["person"], items=items[:drop] + items[drop + 1:])
@@ -271,6 +280,54 @@ class ShopWorld:
                                             heldout=True, prefix="combo", exclude=exclude, variant="unseen_combo")
         out["unseen_range"] = self.problems(n, seed + 3, qty_range=c.unseen_qty_range, heldout=False,
                                             prefix="range", exclude=exclude, variant="unseen_range")
+        return out
+
+    def variant_distribution_problems(self, n: int, seed: int, exclude: set[str] | None = None) -> list[Example]:
+        """``n`` worked problems drawn evenly from the distributions of the C8 variant sets (the
+        negative control: SFT on the variant distribution itself), ``meta["variant_distribution"]``
+        naming each one's: ``long`` (``long_items`` items), ``n_minus_1`` (the item counts of
+        :meth:`n_minus_1_counts`, quantities and pairs as in training), ``unseen_combo`` (a held-out
+        item pair) and ``unseen_range`` (quantities from ``unseen_qty_range``). Distinct by question,
+        and from ``exclude`` (give every test and variant question: the variant problems themselves
+        are never trained on). Kinds come in that order; the first ``n % 4`` get one more.
+
+        >>> w = ShopWorld()
+        >>> exs = w.variant_distribution_problems(6, seed=0)
+        >>> [(e.meta["variant_distribution"], len(e.meta["items"])) for e in exs]
+        [('long', 4), ('long', 4), ('n_minus_1', 2), ('n_minus_1', 2), ('unseen_combo', 2), ('unseen_range', 3)]
+        >>> w.variant_distribution_problems(6, seed=1, exclude={exs[0].question})[0].question != exs[0].question
+        True
+        """
+        c = self.config
+        counts = self.n_minus_1_counts()
+        if not counts:
+            raise ValueError(f"no n_minus_1 item count: items_per_problem={c.items_per_problem}, "
+                             f"pretrain_items={c.pretrain_items}")
+        lo, hi = c.items_per_problem
+        kinds = [  # (name, item counts, quantity range, held-out pair)
+            ("long", [c.long_items], c.qty_range, False),
+            ("n_minus_1", counts, c.qty_range, False),
+            ("unseen_combo", list(range(max(2, lo), hi + 1)), c.qty_range, True),
+            ("unseen_range", list(range(lo, hi + 1)), c.unseen_qty_range, False),
+        ]
+        seen = set(exclude or ())
+        out: list[Example] = []
+        for j, (name, item_counts, qty_range, heldout) in enumerate(kinds):
+            m = n // len(kinds) + (j < n % len(kinds))
+            rng = random.Random(f"{seed}|{name}")
+            drawn: list[Example] = []
+            tries = 0
+            while len(drawn) < m:
+                tries += 1
+                if tries > 200 * m + 1000:
+                    raise RuntimeError(f"only {len(drawn)} distinct '{name}' problems of {m} could be drawn")
+                p = self.sample_problem(rng, rng.choice(item_counts), qty_range, heldout=heldout)
+                ex = self.to_example(p, id=f"vd-{name}-{len(drawn):05d}", split="variant_distribution",
+                                     variant_distribution=name)
+                if ex.question not in seen:
+                    seen.add(ex.question)
+                    drawn.append(ex)
+            out += drawn
         return out
 
     # ---- verification ----------------------------------------------------------------------
