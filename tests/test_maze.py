@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import random
 from collections import deque
+from itertools import pairwise
 
 import pytest
 
@@ -66,7 +67,7 @@ def reference_bfs(maze: Maze):
 
 def moves_of(cells) -> list[str]:
     names = {v: k for k, v in MOVES.items()}
-    return [names[(b[0] - a[0], b[1] - a[1])] for a, b in zip(cells, cells[1:])]
+    return [names[(b[0] - a[0], b[1] - a[1])] for a, b in pairwise(cells)]
 
 
 def valid(checks) -> list[bool | None]:

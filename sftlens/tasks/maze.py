@@ -170,7 +170,7 @@ class Maze:
                 f"goal {self.goal[0]} {self.goal[1]} walls {walls}")
 
     @classmethod
-    def from_question(cls, text: str) -> "Maze":
+    def from_question(cls, text: str) -> Maze:
         """Parse :meth:`question`'s text; ``ValueError`` when it is not a maze."""
         m = _QUESTION_RE.match(text.strip())
         if not m:
@@ -181,7 +181,7 @@ class Maze:
         return cls(n[0], n[1], walls, (n[2], n[3]), (n[4], n[5]))
 
     @classmethod
-    def from_meta(cls, meta: dict) -> "Maze":
+    def from_meta(cls, meta: dict) -> Maze:
         """Rebuild from an example's ``meta`` (``rows``, ``cols``, ``walls``, ``start``, ``goal``)."""
         return cls(int(meta["rows"]), int(meta["cols"]), frozenset(tuple(w) for w in meta["walls"]),
                    tuple(meta["start"]), tuple(meta["goal"]))
@@ -625,7 +625,7 @@ class MazeWorld:
         return {"world": "maze", "config": asdict(self.config)}
 
     @classmethod
-    def from_dict(cls, d: dict) -> "MazeWorld":
+    def from_dict(cls, d: dict) -> MazeWorld:
         """Rebuild from :meth:`to_dict`; ``ValueError`` naming a bad field."""
         if not isinstance(d, dict) or not isinstance(d.get("config"), dict):
             raise ValueError("field 'config': missing (expected MazeWorld.to_dict() output)")
