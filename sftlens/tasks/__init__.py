@@ -3,8 +3,8 @@
 - :mod:`.base`: the :class:`~.base.Task` protocol, :class:`~.base.StepCheck`, :class:`~.base.TaskError`;
 - :mod:`.registry`: :func:`register_task`, :func:`get_task`, :func:`task_names`, :func:`task_for`
   (the one rule that picks the task of some examples) and :func:`verifier_for`;
-- one file per task: :mod:`.shop` (``shop``), :mod:`.gsm8k` (``gsm8k``), :mod:`.text` (``text``,
-  the fallback).
+- one file per task: :mod:`.shop` (``shop``), :mod:`.gsm8k` (``gsm8k``), :mod:`.maze` (``maze``),
+  :mod:`.text` (``text``, the fallback).
 
 A new task is one file with a class decorated ``@register_task("name")`` plus its import below
 (the import order is the order in which :func:`task_for` asks the tasks). This package imports only
@@ -18,7 +18,8 @@ from .registry import get_task, register_task, task_for, task_names, verifier_fo
 
 from . import shop  # registers "shop" (asked first)
 from . import gsm8k  # registers "gsm8k"
+from . import maze  # registers "maze" (claims only maze.* examples)
 from . import text  # registers "text", the fallback
 
-__all__ = ["StepCheck", "Task", "TaskError", "Verifier", "get_task", "gsm8k", "register_task", "shop", "task_for",
+__all__ = ["StepCheck", "Task", "TaskError", "Verifier", "get_task", "gsm8k", "maze", "register_task", "shop", "task_for",
            "task_names", "text", "verifier_for"]
