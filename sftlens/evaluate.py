@@ -44,7 +44,9 @@ def score_samples(samples: list[Sample], examples: list[Example], scorer: LM | N
         r = {"id": s.id, "correct": float(s.correct), "flexible_correct": float(s.flexible_correct),
              "n_steps": len(s.steps), "answered": float(s.answer is not None)}
         if verifier is not None:
-            checks = verifier.verify(s.steps, s.answer)
+            # a world whose every example has its own facts (a maze) gives one verifier per example
+            v = verifier.for_example(by_id[s.id]) if hasattr(verifier, "for_example") else verifier
+            checks = v.verify(s.steps, s.answer)
             r.update(chain_metrics(checks))
             r["step_kinds"] = [c.kind for c in checks]
             r["step_valid"] = [c.valid for c in checks]

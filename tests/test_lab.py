@@ -24,9 +24,10 @@ def test_micro_writes_results_and_report(micro_run):
     report = (out / "report.md").read_text()
     for key in ("C1", "C4", "C8", "Decision rule"):
         assert key in report
-    for m in ("base", "correct", "swapped", "answer_only"):
-        assert (out / "models" / m / "config.json").exists()
-        assert (out / "eval" / m / "test.jsonl").exists()
+    for where, m in (("", "base"), ("", "correct"), ("", "swapped"), ("worlds/maze", "answer_only"),
+                     ("worlds/maze", "base"), ("worlds/maze_open", "swapped")):
+        assert (out / where / "models" / m / "config.json").exists(), (where, m)
+        assert (out / where / "eval" / m / "test.jsonl").exists(), (where, m)
     assert (out / "data" / "test.jsonl").exists() and (out / "data" / "world.json").exists()
 
 
@@ -45,14 +46,29 @@ def test_resume_skips_finished_stages_and_redoes_interrupted_ones(micro_run, tmp
     # simulate an interrupted run: a half-written model folder, a missing eval file, no results
     (copy / "models" / ".tmp-swapped").mkdir()
     (copy / "models" / ".tmp-swapped" / "junk").write_text("partial")
-    shutil.rmtree(copy / "models" / "answer_only")
+    shutil.rmtree(copy / "worlds" / "maze" / "models" / "answer_only")  # another world's stage
     (copy / "eval" / "swapped" / "test.jsonl").unlink()
     (copy / "results.json").unlink()
     res2 = run_lab(copy, preset="micro", seed=0)
     assert model_file.stat().st_mtime_ns == mtime          # finished stage skipped
-    assert (copy / "models" / "answer_only" / "config.json").exists()  # interrupted stage redone
+    assert (copy / "worlds" / "maze" / "models" / "answer_only" / "config.json").exists()  # redone
     assert not (copy / "models" / ".tmp-swapped").exists()  # leftovers cleaned
     assert _numbers(res2) == _numbers(res)
+
+
+def test_evaluations_belong_to_the_model_that_made_them(micro_run, tmp_path):
+    """Replace a finished model's weights: its evaluations are redone, not reused (eval/<model>/MODEL)."""
+    out, res = micro_run
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    rows = lambda m: [json.loads(l)["sample"]["completion"]  # noqa: E731
+                      for l in (copy / "eval" / m / "test.jsonl").read_text().splitlines()]
+    assert rows("correct") != rows("swapped")  # the two models generate differently: the test has teeth
+    for f in (copy / "models" / "swapped").glob("*.safetensors"):
+        shutil.copy(f, copy / "models" / "correct" / f.name)
+    (copy / "results.json").unlink()
+    run_lab(copy, preset="micro", seed=0)
+    assert rows("correct") == rows("swapped")  # scored again, from the weights now in models/correct
 
 
 def test_rerun_with_other_settings_is_refused(micro_run, capsys):

@@ -130,7 +130,8 @@ class FakeRun:
         if name == "variant_n_minus_1":
             return [Example(id=f"v{i}", task="shop.price", question="q", answer="1",
                             meta={"source": f"t{i}", "items": [["a", 1]] * (1 + i % 2)}) for i in range(self._n)]
-        return [Example(id=f"t{i}", task="shop.price", question="q", answer=str(i % 3)) for i in range(self._n)]
+        return [Example(id=f"t{i}", task="shop.price", question="q", answer=str(i % 3),
+                        meta={"items": [["a", 1]] * (1 + i % 2)}) for i in range(self._n)]
 
     def variant_names(self):
         return ["n_minus_1"]
@@ -181,3 +182,91 @@ def test_micro_run_gives_guarded_inconclusive_for_accuracy_claims(micro_results)
         assert any(w in c["reason"] for w in ("no signal", "floor", "too few pairs", "constant column")), c["reason"]
         assert {"sesoi", "test", "guards", "mde", "p_holm", "per_seed"} <= set(c)
         assert c["exploratory"] is True and not math.isnan(c["sesoi"])
+
+
+# ---- planted controls -------------------------------------------------------------------------------
+def _judged(verdict: str) -> dict:
+    return {"verdict": verdict, "reason": "r", "guards": [], "mde": 0.1, "p_value": 0.01,
+            "pooled": {"q": {"estimate": {"mean": 0.2, "lo": 0.1, "hi": 0.3}}}, "per_seed": {"0": {"verdict": verdict}}}
+
+
+@pytest.mark.parametrize("positive, negative, passed", [
+    ("reproduced", "not reproduced", True),
+    ("reproduced", "inconclusive", True),
+    ("inconclusive", "not reproduced", False),   # the planted effect was not detected
+    ("not reproduced", "not reproduced", False),
+    ("reproduced", "reproduced", False),         # an effect was "found" where none exists
+])
+def test_a_failed_control_makes_the_claim_blind(positive, negative, passed):
+    from sftlens.lab.protocol import BLIND, check_controls
+
+    claim = CLAIMS["C8"]
+    real = _judged("reproduced")
+    controls = check_controls(claim, {"positive": _judged(positive), "negative": _judged(negative)}, real)
+    assert controls["positive"]["passed"] is (positive == "reproduced")
+    assert controls["negative"]["passed"] is (negative != "reproduced")
+    if passed:
+        assert real["verdict"] == "reproduced" and real["controlled"] and not math.isnan(real["p_value"])
+    else:
+        assert real["verdict"] == "inconclusive" and real["reason"].startswith(BLIND)
+        assert real["verdict_uncontrolled"] == "reproduced" and math.isnan(real["p_value"])
+
+
+def test_a_claim_without_controls_says_so():
+    from sftlens.lab.protocol import NO_CONTROL, check_controls
+
+    real = _judged("not reproduced")
+    controls = check_controls(CLAIMS["C1"], {}, real)
+    assert {d["status"] for d in controls.values()} == {NO_CONTROL}
+    assert real["verdict"] == "not reproduced" and real["controlled"] is False
+
+
+def test_c8_controls_read_their_own_conditions():
+    """The positive arm judges the narrow model, the negative the variant-covering one."""
+    claim = CLAIMS["C8"]
+    run = FakeRun({"base": 0.5, "correct": 0.9, "c8_narrow": 0.9, "c8_full": 0.9})
+    arms = claim.arms()
+    names = {role: claim.evidence(run, arm).comparisons[0].name for role, arm in arms.items()}
+    assert "c8_narrow" in names["positive"] and "c8_full" in names["negative"] and "correct" in names["real"]
+    # FakeRun's variants collapse only for "correct": the narrow and full models show no collapse
+    assert judge(claim.protocol, [claim.evidence(run, arms["negative"])], n_resamples=300)["verdict"] != "reproduced"
+
+
+def test_pooled_interval_covers_when_the_effect_varies_between_seeds():
+    """5 seeds whose true effects spread with sd 0.2 around 0.1 (per-example sd 0.5, 100 each): the
+    two-level percentile bootstrap alone covers ~81% for a nominal 90%; the pooled decision (the wider
+    of it and the t interval over seeds) must cover at least 85% of 200 simulations."""
+    from sftlens.lab.protocol import seed_t_decision
+    from sftlens.metrics.protocol import two_level_bootstrap_statistic
+
+    rng = np.random.default_rng(1)
+    stat = lambda t: float(t[:, 0].mean())  # noqa: E731
+    hits = []
+    for i in range(200):
+        tables = [(0.1 + o + rng.normal(0, 0.5, 100))[:, None] for o in rng.normal(0, 0.2, 5)]
+        point, boot = two_level_bootstrap_statistic(tables, stat, 200, seed=i)
+        d = seed_t_decision(decide(point, boot, SUP_DOWN), [stat(t) for t in tables], SUP_DOWN)
+        hits.append(d["estimate"]["lo"] <= 0.1 <= d["estimate"]["hi"])
+    assert np.mean(hits) >= 0.85, np.mean(hits)
+
+
+def test_micro_run_shows_both_controls_for_every_claim(micro_run):
+    """Every claim carries a positive and a negative control entry; C4's live in the maze worlds (each
+    trained in DIR/worlds/<name>/), C8's in the shop; the others say "no control yet"."""
+    out, results = micro_run
+    for cid, c in results["claims"].items():
+        assert set(c["controls"]) == {"positive", "negative"}, cid
+        if cid in ("C4", "C8"):
+            assert all(d["status"] in ("passed", "failed") and d["conditions"] for d in c["controls"].values()), cid
+        else:
+            assert {d["status"] for d in c["controls"].values()} == {"no control yet"}, cid
+        # a failed control can only make a verdict less certain, never "reproduced"
+        if any(d["status"] == "failed" for d in c["controls"].values()):
+            assert c["verdict"] == "inconclusive" and c["reason"].startswith("the lab cannot see this effect here")
+    c4 = results["claims"]["C4"]["controls"]
+    assert c4["positive"]["world"] == "maze_open" and c4["negative"]["world"] == "shop"
+    for world, model in (("maze", "shuffled"), ("maze", "answer_only"), ("maze_open", "swapped")):
+        assert (out / "worlds" / world / "models" / model / "sftlens.json").exists(), (world, model)
+    assert not (out / "models" / "shuffled").exists()  # the shop trains only what its own arms need
+    report = (out / "report.md").read_text()
+    assert "**Controls**" in report and "no control yet" in report

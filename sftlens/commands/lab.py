@@ -10,11 +10,12 @@ RESUMABLE = True
 
 def add_parser(sub) -> None:
     p = sub.add_parser("lab", help="train tiny models from scratch under each data condition and test every claim",
-                       description="Run the embedded lab: generate the shop world, pretrain a tiny base, fine-tune it "
+                       description="Run the embedded lab: generate each world its claims and controls need (the shop "
+                                   "in DIR, mazes in DIR/worlds/<name>), pretrain a tiny base per world, fine-tune it "
                                    "under each data condition, audit every model and write DIR/results.json and "
                                    "DIR/report.md. Rerunning with the same --out resumes.")
     p.add_argument("--preset", default="quick", choices=["micro", "quick", "standard"],
-                   help="size of the run: micro (tests, about a minute, noise), quick (make lab, one seed: "
+                   help="size of the run: micro (tests, a few minutes, noise), quick (make lab, one seed: "
                         "exploratory) or standard (quick's sizes over five seeds: the verdicts to quote)")
     p.add_argument("--out", default="runs/quick", help="output folder; an existing run there is resumed")
     seeds = p.add_mutually_exclusive_group()

@@ -15,13 +15,26 @@ from ..core.record import Example
 from ..train.sft import SFTSettings
 
 
+@dataclass(frozen=True)
+class BuildContext:
+    """What a condition's builder may use: the clean SFT pool, the run's world, seed and preset, and
+    ``heldout`` — every question of the run's test and variant sets, which a builder that draws new
+    problems must never train on."""
+
+    train: list[Example]
+    world: object
+    seed: int
+    preset: object
+    heldout: frozenset[str] = frozenset()
+
+
 @dataclass
 class Condition:
-    """A data condition: ``build(train, world, seed, preset)`` returns its SFT set."""
+    """A data condition: ``build(context)`` returns its SFT set (see :class:`BuildContext`)."""
 
     name: str
     description: str
-    build: Callable[[list[Example], object, int, object], list[Example]]
+    build: Callable[[BuildContext], list[Example]]
     sft_settings: Callable[[object], SFTSettings] | None = None
     # how this condition's model is asked at test time (default: the clean test problems)
     eval_transform: Callable[[list[Example], int], list[Example]] | None = None
@@ -42,4 +55,4 @@ def register_condition(condition: Condition) -> Condition:
     return condition
 
 
-register_condition(Condition("correct", "the clean, correct worked solutions", lambda t, w, s, p: list(t)))
+register_condition(Condition("correct", "the clean, correct worked solutions", lambda c: list(c.train)))

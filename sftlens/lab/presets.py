@@ -1,8 +1,8 @@
 """Lab presets: how big the world, the models and the training runs are.
 
-``micro`` exists for tests (well under a minute, numbers are noise); ``quick`` is what ``make lab``
-runs (one seed: exploratory); ``standard`` runs quick's sizes over five seeds and gives the verdicts
-the README quotes.
+``micro`` exists for tests (a few minutes on 2 cores, numbers are noise); ``quick`` is what ``make
+lab`` runs (one seed: exploratory); ``standard`` runs quick's sizes over five seeds and gives the
+verdicts the README quotes. The maze worlds adapt these sizes (:mod:`sftlens.lab.worlds`).
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ class Preset:
     c10_k: int = 1000           # size of the curated / random subsets (C10)
     faith_n: int = 150          # test problems the faithfulness battery (C2) runs on, per model
     max_new_tokens: int = 96
+    max_positions: int = 256    # the model's context: prompt plus completion
     gen_batch: int = 128
     ig_batch: int = 16
     bootstrap: int = 2000
@@ -48,7 +49,7 @@ PRESETS: dict[str, Preset] = {
         name="micro", world=ShopConfig(n_items=10), n_pretrain=300, n_train=300, n_test=40, n_variant=20,
         fact_repeats=10, probe_repeats=2, size="nano",
         pretrain=PretrainConfig(steps=120, batch_size=32, lr=3e-3, warmup=10),
-        sft=SFTSettings(steps=30, batch_size=32, lr=3e-3), max_new_tokens=72, bootstrap=500, c10_k=100, faith_n=20,
+        sft=SFTSettings(steps=15, batch_size=32, lr=3e-3), max_new_tokens=72, bootstrap=500, c10_k=100, faith_n=20,
     ),
     "quick": Preset(
         name="quick", world=ShopConfig(n_items=24), n_pretrain=3000, n_train=4000, n_test=300, n_variant=150,

@@ -13,6 +13,10 @@ bootstrap: seeds, then examples within each seed), with 90% intervals (one-sided
   reproduced* when it lies below the SESOI (the effect is shown to be smaller than what matters);
 - equivalence: *reproduced* when the interval lies inside ±SESOI; *not reproduced* when it lies
   entirely outside it;
+Pooled over several seeds the interval is the wider of the two-level bootstrap's and a t interval
+over the per-seed estimates (:func:`seed_t_decision`: with few seeds and an effect that varies
+between them, the bootstrap alone is too narrow).
+
 - *inconclusive* otherwise, and whenever a guard applies (too few pairs, a constant column, a floor
   or ceiling, no signal in the control), with the guard's reason in words.
 
@@ -62,7 +66,7 @@ class Protocol:
                     f"outside ±{self.sesoi:g}")
         return (core + "; inconclusive otherwise, or when a guard applies (fewer than "
                 f"{MIN_PAIRS} pairs, a constant column, a floor or ceiling, no signal in the control). Per seed "
-                "the interval bootstraps test problems; pooled, it bootstraps seeds and then problems. "
+                "the interval bootstraps test problems; pooled, it is the wider of a two-level bootstrap (seeds, then problems) and a t interval over the seeds. "
                 "Holm-adjusted across the run's claims.")
 
 
@@ -128,13 +132,24 @@ def decide(point: float, boot: np.ndarray, proto: Protocol) -> dict:
                 "estimate": {"mean": math.nan, "lo": math.nan, "hi": math.nan}, "p_value": math.nan, "mde": math.nan}
     lo, hi = (float(x) for x in np.percentile(boot, [5, 95]))
     se = float(boot.std(ddof=1)) if boot.size > 1 else math.nan
-    mde = Z_POWER * se
+    s, r = proto.sesoi, boot.size
+    if proto.test == "superiority":
+        p = (1 + int(np.sum(proto.direction * boot <= s))) / (r + 1)
+    else:
+        p = (1 + max(int(np.sum(boot >= s)), int(np.sum(boot <= -s)))) / (r + 1)
+    return rule_on_interval(point, lo, hi, float(p), Z_POWER * se, proto)
+
+
+def rule_on_interval(point: float, lo: float, hi: float, p: float, mde: float, proto: Protocol) -> dict:
+    """The decision rule applied to a 90% interval ``[lo, hi]`` (see the module docstring).
+
+    >>> rule_on_interval(0.2, 0.1, 0.3, 0.01, 0.1, Protocol("x", 0.05, "why", "superiority"))["verdict"]
+    'reproduced'
+    """
     s = proto.sesoi
-    r = boot.size
     if proto.test == "superiority":
         d = proto.direction
         lo_d, hi_d = (lo, hi) if d > 0 else (-hi, -lo)  # interval of direction * effect
-        p = (1 + int(np.sum(d * boot <= s))) / (r + 1)
         if lo_d > s:
             verdict, reason = "reproduced", f"the 90% interval [{lo:+.3f}, {hi:+.3f}] lies beyond {d * s:+g}"
         elif hi_d < s:
@@ -143,7 +158,6 @@ def decide(point: float, boot: np.ndarray, proto: Protocol) -> dict:
         else:
             verdict, reason = "inconclusive", f"the 90% interval [{lo:+.3f}, {hi:+.3f}] contains {d * s:+g}"
     else:
-        p = (1 + max(int(np.sum(boot >= s)), int(np.sum(boot <= -s)))) / (r + 1)
         if -s < lo and hi < s:
             verdict, reason = "reproduced", f"equivalent: the 90% interval [{lo:+.3f}, {hi:+.3f}] lies inside ±{s:g}"
         elif lo > s or hi < -s:
@@ -153,6 +167,45 @@ def decide(point: float, boot: np.ndarray, proto: Protocol) -> dict:
             verdict, reason = "inconclusive", f"the 90% interval [{lo:+.3f}, {hi:+.3f}] crosses ±{s:g}"
     return {"verdict": verdict, "reason": reason, "estimate": {"mean": point, "lo": lo, "hi": hi},
             "p_value": float(p), "mde": mde}
+
+
+def seed_t_decision(boot_decision: dict, seed_values: list[float], proto: Protocol) -> dict:
+    """Pooled over seeds, the seeds are the unit: a t interval (S - 1 degrees of freedom) over the
+    per-seed estimates, each of which carries its own test sampling. The two-level bootstrap alone
+    under-covers when the effect varies much between few seeds (a percentile bootstrap of 5 values
+    is too narrow), the t interval alone wastes the within-seed resolution when it does not: the
+    verdict uses the wider of the two intervals, the larger p and the larger MDE.
+
+    >>> proto = Protocol("x", 0.05, "why", "superiority")
+    >>> tight = {"verdict": "reproduced", "estimate": {"mean": 0.3, "lo": 0.2, "hi": 0.4}, "p_value": 0.001, "mde": 0.1}
+    >>> d = seed_t_decision(tight, [-0.05, 0.18, 0.83, 0.36, 0.29], proto)
+    >>> d["verdict"], d["estimate"]["lo"] < 0.05
+    ('inconclusive', True)
+    """
+    from scipy import stats as sps
+
+    values = np.asarray([v for v in seed_values if v == v], float)
+    est = boot_decision["estimate"]
+    if values.size < 2 or math.isnan(est["mean"]):
+        return boot_decision
+    df = values.size - 1
+    se = float(values.std(ddof=1)) / math.sqrt(values.size)
+    point = est["mean"]
+    half = float(sps.t.ppf(0.95, df)) * se
+    lo, hi = min(est["lo"], point - half), max(est["hi"], point + half)
+    s = proto.sesoi
+    if se > 0:
+        if proto.test == "superiority":
+            p_t = float(sps.t.sf((proto.direction * point - s) / se, df))
+        else:
+            # two one-sided tests: H0 mean <= -s, H0 mean >= +s
+            p_t = max(float(sps.t.sf((point + s) / se, df)), float(sps.t.sf((s - point) / se, df)))
+        mde_t = float((sps.t.ppf(0.975, df) + sps.t.ppf(0.80, df)) * se)
+    else:
+        p_t, mde_t = boot_decision["p_value"], boot_decision["mde"]
+    out = rule_on_interval(point, lo, hi, max(boot_decision["p_value"], p_t), max(boot_decision["mde"], mde_t), proto)
+    out["interval_source"] = "seed t" if (lo, hi) != (est["lo"], est["hi"]) else "two-level bootstrap"
+    return out
 
 
 def combine(verdicts: list[str]) -> str:
@@ -208,6 +261,35 @@ def signal_guard(what: str, diffs, sesoi: float) -> list[str]:
     return []
 
 
+def power_plan(pooled_mde: float, seed_mdes: list[float], seed_ns: list[int], sesoi: float) -> dict:
+    """What it would take to detect the SESOI, split into its two sources of noise.
+
+    The pooled standard error over ``S`` seeds is about ``sqrt(sb^2 / S + sw^2 / S)``, ``sb`` the
+    spread of the true effect between seeds (training variance) and ``sw`` the mean within-seed
+    standard error (test sampling, shrinking as ``1/sqrt(n)``). Returned: ``between_seed_sd`` (sb),
+    ``within_seed_se`` (sw), ``n_per_seed_needed`` for one seed's MDE to reach the SESOI, and
+    ``seeds_needed`` for the pooled MDE to reach it even with unlimited test problems (NaN without
+    several seeds).
+
+    >>> plan = power_plan(0.09, [0.08, 0.08], [300, 300], 0.05)
+    >>> plan["n_per_seed_needed"], round(plan["between_seed_sd"], 3), plan["seeds_needed"]
+    (768, 0.035, 4)
+    """
+    se = [m / Z_POWER for m in seed_mdes if m == m]
+    out = {"between_seed_sd": math.nan, "within_seed_se": math.nan, "n_per_seed_needed": None, "seeds_needed": None}
+    if not se:
+        return out
+    within = float(np.mean([x * x for x in se]))
+    out["within_seed_se"] = math.sqrt(within)
+    need = [n * (m / sesoi) ** 2 for n, m in zip(seed_ns, seed_mdes) if m == m]
+    out["n_per_seed_needed"] = int(math.ceil(max(need))) if need else None
+    if len(se) > 1 and pooled_mde == pooled_mde:
+        between = max(len(se) * (pooled_mde / Z_POWER) ** 2 - within, 0.0)
+        out["between_seed_sd"] = math.sqrt(between)
+        out["seeds_needed"] = max(int(math.ceil(between * (Z_POWER / sesoi) ** 2)), 1) if between > 0 else 1
+    return out
+
+
 def judge(proto: Protocol, evidence: list[SeedEvidence], n_resamples: int = 2000, seed: int = 0) -> dict:
     """Per-seed and pooled verdicts of a claim from its evidence in each seed (see the module docstring)."""
     names = [c.name for c in evidence[0].comparisons]
@@ -225,7 +307,13 @@ def judge(proto: Protocol, evidence: list[SeedEvidence], n_resamples: int = 2000
     for i, name in enumerate(names):
         comps = [ev.comparisons[i] for ev in evidence]
         point, boot = two_level_bootstrap_statistic([c.table for c in comps], comps[0].stat, n_resamples, seed=seed)
-        pooled[name] = {**decide(point, boot, comps[0].protocol or proto), "n": sum(c.n for c in comps)}
+        decision = decide(point, boot, comps[0].protocol or proto)
+        if len(comps) > 1:
+            decision = seed_t_decision(decision, [c.stat(c.table) for c in comps], comps[0].protocol or proto)
+        pooled[name] = {**decision, "n": sum(c.n for c in comps)}
+        pooled[name]["power"] = power_plan(pooled[name]["mde"],
+                                           [per_seed[str(ev.seed)]["comparisons"][name]["mde"] for ev in evidence],
+                                           [c.n for c in comps], (comps[0].protocol or proto).sesoi)
     all_guards = [f"seed {s}: {g}" if len(evidence) > 1 else g for s, e in per_seed.items() for g in e["guards"]]
     verdict = combine([d["verdict"] for d in pooled.values()])
     # a guarded claim has no test to adjust: it leaves the Holm family (its p is kept as p_unguarded)
@@ -239,9 +327,56 @@ def judge(proto: Protocol, evidence: list[SeedEvidence], n_resamples: int = 2000
                    else "; ".join(f"{n}: {d['reason']}" for n, d in pooled.items())),
         "quantity": proto.quantity, "sesoi": proto.sesoi, "sesoi_reason": proto.sesoi_reason, "test": proto.test,
         "direction": proto.direction, "guards": all_guards,
-        "mde": main["mde"], "p_value": p_value, "p_unguarded": p_unguarded, "p_holm": math.nan,
+        "mde": main["mde"], "power": main["power"], "p_value": p_value, "p_unguarded": p_unguarded, "p_holm": math.nan,
         "pooled": pooled, "per_seed": per_seed, "n_seeds": len(evidence),
     }
+
+
+NO_CONTROL = "no control yet"
+BLIND = "the lab cannot see this effect here"
+
+
+def control_summary(role: str, arm, judgement: dict | None) -> dict:
+    """A control's entry in ``results.json``: where it was measured, what it must show, what it showed.
+
+    A positive control passes when its verdict is "reproduced" (the planted effect is detected); a
+    negative control passes when it is anything but "reproduced" (no effect is found where none is)."""
+    expected = "reproduced" if role == "positive" else "not reproduced or inconclusive"
+    if judgement is None:
+        return {"status": "not measured", "world": arm.world, "conditions": list(arm.conditions),
+                "description": arm.description, "expected": expected, "passed": False}
+    verdict = judgement["verdict"]
+    passed = verdict == "reproduced" if role == "positive" else verdict != "reproduced"
+    first = next(iter(judgement["pooled"]))
+    return {"status": "passed" if passed else "failed", "world": arm.world, "conditions": list(arm.conditions),
+            "description": arm.description, "expected": expected, "verdict": verdict, "passed": passed,
+            "reason": judgement["reason"], "effect": {"name": first, **judgement["pooled"][first]["estimate"]},
+            "guards": judgement["guards"], "mde": judgement["mde"],
+            "per_seed": {s: e["verdict"] for s, e in judgement["per_seed"].items()}}
+
+
+def check_controls(claim, judged: dict[str, dict], real: dict) -> dict:
+    """The claim's ``controls`` entry; when a declared control fails, the real verdict becomes
+    "inconclusive", its reason starting with :data:`BLIND` (the raw verdict is kept in
+    ``verdict_uncontrolled``), and the claim leaves the Holm family.
+    A claim without controls keeps its verdict, marked :data:`NO_CONTROL` for each role."""
+    arms = claim.arms()
+    out = {}
+    for role in ("positive", "negative"):
+        if role not in arms:
+            out[role] = {"status": NO_CONTROL, "passed": None}
+        else:
+            out[role] = control_summary(role, arms[role], judged.get(role))
+    failed = [r for r in ("positive", "negative") if out[r]["passed"] is False]
+    real["verdict_uncontrolled"] = real["verdict"]
+    real["controlled"] = not failed and all(out[r]["passed"] for r in ("positive", "negative"))
+    if failed:
+        why = "; ".join(f"the {r} control ({arms[r].description or arms[r].world}) came out "
+                        f"{out[r].get('verdict', 'unmeasured')}, expected {out[r]['expected']}" for r in failed)
+        real["verdict"] = "inconclusive"
+        real["reason"] = f"{BLIND}: {why}. Uncontrolled: {real['reason']}"
+        real["p_value"] = math.nan
+    return out
 
 
 def adjust_across(judgements: dict[str, dict]) -> None:

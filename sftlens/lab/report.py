@@ -20,8 +20,10 @@ def render_markdown(results: dict, plots: dict[str, str], timings: dict | None =
     seeds = results.get("seeds", [results["seed"]])
     lines = [f"# sftlens lab — findings (preset `{results['preset']}`, seed{'s' if len(seeds) > 1 else ''} "
              f"{', '.join(map(str, seeds))})", ""]
-    lines += ["A tiny Llama is pretrained from scratch on a synthetic shop world (facts + simple worked problems), "
-              "then fine-tuned (TRL SFT) under several data conditions. Every model is audited on the same held-out "
+    lines += ["A tiny Llama is pretrained from scratch on a synthetic shop world (facts, arithmetic and 1-item worked "
+              "problems), then fine-tuned (TRL SFT) under several data conditions; C4 is measured in grid mazes with A* "
+              "traces (a base of its own per maze world, in worlds/<name>/). Each claim with planted controls shows them "
+              "next to its verdict. Every model is audited on the same held-out "
               "problems and on out-of-distribution variants. Each verdict follows the decision rule printed under "
               "it (the protocol: a stated smallest effect of interest, superiority or equivalence, guards), applied to "
               "the measured intervals — not to the papers' numbers.", ""]
@@ -31,8 +33,8 @@ def render_markdown(results: dict, plots: dict[str, str], timings: dict | None =
                                                          else " (pooled by a two-level bootstrap: seeds, then problems; "
                                                          f"the descriptive tables under each claim are seed {seeds[0]}'s, "
                                                          "each seed's own report is in seed_<s>/report.md)"),
-              "", md_table(["claim", "verdict", "measured effect (90% interval)", "p", "p (Holm)", "why"],
-                           [[cid, _verdict(c), f"{c['effect'].get('name', '')}: {num(c['effect'], 3, True)}",
+              "", md_table(["claim", "verdict", "controls", "measured effect (90% interval)", "p", "p (Holm)", "why"],
+                           [[cid, _verdict(c), _controls_word(c), f"{c['effect'].get('name', '')}: {num(c['effect'], 3, True)}",
                              _p(c.get("p_value")), _p(c.get("p_holm")), c.get("reason", "")]
                             for cid, c in claims.items()]), "", VERDICT_WORDS, ""]
     lines += ["## Models", "", md_table(
@@ -44,6 +46,7 @@ def render_markdown(results: dict, plots: dict[str, str], timings: dict | None =
     for cid, c in claims.items():
         lines += [f"## {cid} — {_verdict(c)}", "", f"**Claim.** {c['claim']}", ""]
         lines += _protocol_lines(c)
+        lines += _control_lines(c)
         lines += [f"**Decision rule.** {c['rule']}", ""]
         lines += CLAIMS.get(cid, Claim()).report_section(c, plots)
         lines += [f"- {note}" for note in c.get("notes", [])]
@@ -59,12 +62,46 @@ VERDICT_WORDS = (
     "survives Holm's adjustment across the claims; **not reproduced** — the interval shows the effect is smaller "
     "than what matters (or, for equivalence, that a difference that matters exists); **inconclusive** — the "
     "interval allows both, or a guard applied (too few pairs, a constant column, a floor or ceiling, no signal "
-    "in the control), and the reason is printed. The tables under each claim are descriptive (95% intervals).")
+    "in the control), and the reason is printed — or a planted control failed (the positive one not detected, or "
+    "the negative one detected): then the lab cannot see this effect here. \"No control yet\" marks a verdict no "
+    "control has checked. The tables under each claim are descriptive (95% intervals).")
 
 
 def _verdict(c: dict) -> str:
     mark = VERDICT_MARK.get(c["verdict"], c["verdict"])
     return mark + (" (single seed: exploratory)" if c.get("exploratory") else "")
+
+
+def _controls_word(c: dict) -> str:
+    """One word for the verdict table: passed, failed (which) or no control yet."""
+    controls = c.get("controls")
+    if not controls:
+        return "n/a"
+    states = {role: d.get("status") for role, d in controls.items()}
+    if all(v == "no control yet" for v in states.values()):
+        return "no control yet"
+    failed = [role for role, v in states.items() if v != "passed"]
+    return "passed" if not failed else "failed: " + ", ".join(failed)
+
+
+def _control_lines(c: dict) -> list[str]:
+    """Each control next to the real arm: where, what it must show, what it showed."""
+    controls = c.get("controls")
+    if not controls:
+        return []
+    if all(d.get("status") == "no control yet" for d in controls.values()):
+        return ["**Controls.** no control yet: this verdict could not yet be checked against a setting where the "
+                "effect is known to happen (positive) or known not to (negative).", ""]
+    rows = []
+    for role, d in controls.items():
+        if d.get("status") == "no control yet":
+            rows.append([role, "—", "—", "—", "no control yet"])
+            continue
+        rows.append([role, f"{d['world']}: {', '.join(d['conditions'])} — {d['description']}", d["expected"],
+                     f"{d.get('verdict', 'not measured')}" + (f" ({num(d['effect'], 3, True)})" if "effect" in d else ""),
+                     d["status"]])
+    return ["**Controls** (the same protocol, pooled over the same seeds).", "",
+            md_table(["control", "where", "must come out", "came out (90% interval)", "status"], rows), ""]
 
 
 def _p(p) -> str:
@@ -84,6 +121,7 @@ def _protocol_lines(c: dict) -> list[str]:
              f"**Minimum detectable effect** (80% power, two-sided 5%) at this n: {c['mde']:.3f}"
              + (" — larger than the SESOI: this run cannot reliably see an effect of that size"
                 if c["mde"] == c["mde"] and c["mde"] > c["sesoi"] else ""), ""]
+    lines += _power_lines(c)
     rows = []
     for seed, entry in c.get("per_seed", {}).items():
         for name, d in entry["comparisons"].items():
@@ -93,6 +131,20 @@ def _protocol_lines(c: dict) -> list[str]:
         lines += [md_table(["seed", "comparison", "estimate (90% interval)", "pairs", "comparison verdict",
                             "seed verdict"], rows), ""]
     return lines
+
+
+def _power_lines(c: dict) -> list[str]:
+    """Where the noise comes from, and what would make the SESOI detectable (more problems or more seeds)."""
+    plan = c.get("power") or {}
+    if plan.get("n_per_seed_needed") is None:
+        return []
+    text = (f"**Power.** One seed detects the SESOI with about {plan['n_per_seed_needed']} paired problems "
+            f"(within-seed standard error {plan['within_seed_se']:.3f} at this n).")
+    if plan.get("seeds_needed") is not None:
+        text += (f" Between seeds the effect itself varies with standard deviation {plan['between_seed_sd']:.3f} "
+                 f"(training variance, which more test problems do not reduce): the pooled test needs about "
+                 f"{plan['seeds_needed']} seeds to detect the SESOI however many problems each seed has.")
+    return [text, ""]
 
 
 def _how(info: dict) -> str:

@@ -9,6 +9,7 @@ other settings is refused rather than mixing two experiments. Timings go to ``DI
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import random
@@ -21,11 +22,11 @@ import torch
 from ..core.console import progress
 from ..core.errors import LabConfigMismatch
 from ..core.format import completion_text, prompt_text
-from ..core.record import Example, Sample, atomic_write_json, read_jsonl, write_jsonl
-from ..tasks.shop import ShopWorld, make_splits
+from ..core.record import Example, Sample, atomic_write_json, atomic_write_text, read_jsonl, write_jsonl
 from .claims import analyze_run, selected_claims
-from .conditions import CONDITIONS
+from .conditions import CONDITIONS, BuildContext
 from .presets import Preset, get_preset
+from .worlds import PRIMARY_WORLD, get_world
 
 
 @dataclass
@@ -36,9 +37,11 @@ class Lab:
     preset: Preset
     seed: int = 0
     console: object = None
+    world_name: str = PRIMARY_WORLD   # which lab world this run generates (sftlens.lab.worlds)
     timings: dict[str, float] = field(default_factory=dict)
     # per-sample rows of finished evaluations, read once: every claim's analysis and evidence reads them
     _rows: dict[tuple[str, str], list[dict]] = field(default_factory=dict, repr=False)
+    _world_runs: dict[str, "Lab"] = field(default_factory=dict, repr=False)
 
     # ---- helpers -------------------------------------------------------------------------
     def _log(self, msg: str) -> None:
@@ -47,6 +50,9 @@ class Lab:
 
     def _progress(self):
         return progress(self.console)
+
+    def _where(self) -> str:
+        return "" if self.world_name == PRIMARY_WORLD else f" ({self.world_name})"
 
     def _seed(self, salt: int = 0) -> None:
         random.seed(self.seed + salt)
@@ -75,14 +81,34 @@ class Lab:
         return selected_claims(self.preset.claims)
 
     def conditions(self) -> list[str]:
-        """The data conditions the run's claims need, in registration order."""
-        wanted = {c for claim in self.claims().values() for c in claim.conditions}
+        """The data conditions the run's claims need in this run's world, in registration order."""
+        wanted = {c for claim in self.claims().values() for arm in claim.arms().values()
+                  if arm.world == self.world_name for c in arm.conditions}
         return [c for c in CONDITIONS if c in wanted]
+
+    def other_worlds(self) -> list[str]:
+        """The worlds besides this one that the run's claims (or their controls) are measured in."""
+        if self.world_name != PRIMARY_WORLD:
+            return []
+        return sorted({arm.world for claim in self.claims().values() for arm in claim.arms().values()}
+                      - {self.world_name})
+
+    def world_run(self, name: str) -> "Lab":
+        """The run of world ``name`` for this seed: this run for its own world, else the run in
+        ``DIR/worlds/<name>/`` (same seed, the preset as that world adapts it)."""
+        if name == self.world_name:
+            return self
+        if name not in self._world_runs:
+            self._world_runs[name] = Lab(out=self.out / "worlds" / name, preset=get_world(name).adapt(self.preset),
+                                         seed=self.seed, console=self.console, world_name=name)
+        return self._world_runs[name]
 
     # ---- config ----------------------------------------------------------------------------
     def check_config(self) -> None:
         """Write ``config.json`` on a fresh run; refuse a resume with different settings."""
         cfg = {"preset": self.preset.to_dict(), "seed": self.seed}
+        if self.world_name != PRIMARY_WORLD:
+            cfg["world"] = self.world_name
         path = self.out / "config.json"
         if path.exists():
             old = json.loads(path.read_text())
@@ -98,8 +124,8 @@ class Lab:
             shutil.rmtree(junk, ignore_errors=True)
 
     # ---- stage 1: data -----------------------------------------------------------------------
-    def world(self) -> ShopWorld:
-        return ShopWorld(self.preset.world)
+    def world(self):
+        return get_world(self.world_name).make(self.preset.world)
 
     def stage_data(self) -> None:
         """Generate the world and its splits into ``DIR/data``; build the tokenizer."""
@@ -108,7 +134,7 @@ class Lab:
         t0 = time.time()
         p = self.preset
         w = self.world()
-        sp = make_splits(w, p.n_pretrain, p.n_train, p.n_test, p.n_variant, seed=self.seed)
+        sp = get_world(self.world_name).splits(w, p, self.seed)
         tmp = self.out / ".tmp-data"
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
@@ -122,7 +148,7 @@ class Lab:
         (tmp / "DONE").write_text("ok\n")
         shutil.rmtree(self.data_dir, ignore_errors=True)
         os.replace(tmp, self.data_dir)
-        self._log(f"[green]✓[/] data: {len(sp.pretrain_problems)} pretraining problems, {len(sp.train)} SFT, "
+        self._log(f"[green]✓[/] data ({self.world_name}): {len(sp.pretrain_problems)} pretraining problems, {len(sp.train)} SFT, "
                   f"{len(sp.test)} test, variants {', '.join(f'{k} {len(v)}' for k, v in sp.variants.items())}, "
                   f"{len(sp.facts)} fact probes")
         self._time("data", t0)
@@ -142,7 +168,9 @@ class Lab:
         cond = CONDITIONS.get(model or "")
         if cond is not None and cond.eval_transform is not None:
             sets = {k: cond.eval_transform(v, self.seed) for k, v in sets.items()}
-        sets["facts"] = self.load("facts")
+        facts = self.load("facts")
+        if facts:  # worlds without facts have no fact probes
+            sets["facts"] = facts
         return sets
 
     # ---- stage 2: base model -------------------------------------------------------------------
@@ -172,15 +200,17 @@ class Lab:
         every = [e for n in ["pretrain", "train", "test", "facts"] + [f"variant_{v}" for v in self.variant_names()]
                  for e in self.load(n)]
         corpus = [prompt_text(e) + completion_text(e) for e in every] + w.fact_corpus()
+        drills = get_world(self.world_name).drills(w, p, self.seed)  # extra pretraining lines (shop: arithmetic)
+        corpus += drills + get_world(self.world_name).tokenizer_texts(w)
         for c in self.conditions():  # condition sets may bring new words (e.g. random instructions)
             corpus += [prompt_text(e) + completion_text(e) for e in self.training_set(c)]
-        tok = build_tokenizer(corpus, extra_words=w.items)
+        tok = build_tokenizer(corpus, extra_words=get_world(self.world_name).vocabulary(w))
         texts = (w.fact_corpus() * p.fact_repeats
                  + [prompt_text(e) + completion_text(e) for e in facts] * p.probe_repeats
-                 + [prompt_text(e) + completion_text(e) for e in pre])
-        model = make_model(tok, p.size, seed=self.seed)
+                 + [prompt_text(e) + completion_text(e) for e in pre] + drills)
+        model = make_model(tok, p.size, max_positions=p.max_positions, seed=self.seed)
         with self._progress() as prog:
-            task = prog.add_task("pretrain base", total=p.pretrain.steps, info="")
+            task = prog.add_task(f"pretrain base ({self.world_name})", total=p.pretrain.steps, info="")
             losses = pretrain(model, tok, texts, p.pretrain,
                               on_step=lambda s, l: prog.update(task, advance=1, info=f"loss {l:.3f}"))
         self._save_model(model, tok, "base", {"kind": "pretrained", "params": n_params(model),
@@ -193,7 +223,10 @@ class Lab:
         """The SFT set of a data condition, built from ``train.jsonl`` by its operator."""
         if condition not in CONDITIONS:
             raise ValueError(f"unknown condition '{condition}' (valid: {', '.join(CONDITIONS)})")
-        return CONDITIONS[condition].build(self.load("train"), self.world(), self.seed, self.preset)
+        heldout = frozenset(e.question for n in ["test"] + [f"variant_{v}" for v in self.variant_names()]
+                            for e in self.load(n))
+        return CONDITIONS[condition].build(BuildContext(self.load("train"), self.world(), self.seed, self.preset,
+                                                        heldout))
 
     def stage_sft(self, condition: str) -> None:
         """SFT the base on the condition's training set (TRL) and save it as ``models/<condition>``."""
@@ -213,7 +246,7 @@ class Lab:
         model = AutoModelForCausalLM.from_pretrained(base, attn_implementation="eager")
         settings = cond.settings(self.preset)
         with self._progress() as prog:
-            task = prog.add_task(f"sft {condition}", total=settings.steps, info="")
+            task = prog.add_task(f"sft {condition}{self._where()}", total=settings.steps, info="")
 
             def on_step(step, loss):
                 prog.update(task, completed=step, **({"info": f"loss {loss:.3f}"} if loss is not None else {}))
@@ -229,6 +262,28 @@ class Lab:
     def eval_path(self, model: str, set_name: str) -> Path:
         return self.out / "eval" / model / f"{set_name}.jsonl"
 
+    def model_identity(self, model: str) -> str:
+        """A hash of the model's weights and of the base's (the information-gain scorer): the
+        evaluation files in ``eval/<model>/`` belong to exactly this pair."""
+        h = hashlib.sha256()
+        for name in dict.fromkeys([model, "base"]):
+            for f in sorted(self.model_dir(name).glob("*.safetensors")):
+                h.update(f.read_bytes())
+        return h.hexdigest()[:16]
+
+    def claim_eval_dir(self, model: str) -> None:
+        """Tie ``eval/<model>/`` to the model it scores (``eval/<model>/MODEL``): evaluations made of
+        another model (retrained, replaced) are discarded and redone, never reused."""
+        d = self.out / "eval" / model
+        stamp, ident = d / "MODEL", self.model_identity(model)
+        if d.exists() and (not stamp.exists() or stamp.read_text().strip() != ident):
+            self._log(f"[yellow]![/] eval/{model}: made by another model; evaluating again")
+            shutil.rmtree(d)
+            self._rows = {k: v for k, v in self._rows.items() if k[0] != model}
+        d.mkdir(parents=True, exist_ok=True)
+        if not stamp.exists():
+            atomic_write_text(stamp, ident + "\n")
+
     def stage_eval(self, model_name: str, scorer=None) -> None:
         """Generate and score ``model_name`` on every evaluation set (one file per set, skipped if done).
 
@@ -237,6 +292,7 @@ class Lab:
         from ..evaluate import generate_samples, score_samples
         from ..models.lm import load_lm
 
+        self.claim_eval_dir(model_name)
         todo = [s for s in self.eval_sets(model_name) if not self.eval_path(model_name, s).exists()]
         if not todo:
             return
@@ -250,7 +306,7 @@ class Lab:
         with self._progress() as prog:
             for s in todo:
                 exs = sets[s]
-                task = prog.add_task(f"eval {model_name}: {s}", total=len(exs) * (2 if s == "test" else 1), info="")
+                task = prog.add_task(f"eval {model_name}{self._where()}: {s}", total=len(exs) * (2 if s == "test" else 1), info="")
                 samples = generate_samples(lm, exs, max_new_tokens=p.max_new_tokens, batch_size=p.gen_batch,
                                            progress=lambda n: prog.advance(task, n), set=s)
                 rows = score_samples(samples, exs, scorer=scorer if s == "test" else None, verifier=w,
@@ -266,6 +322,9 @@ class Lab:
         from ..models.lm import load_lm
 
         path = self.eval_path(model_name, "faithfulness")
+        if not get_world(self.world_name).faithfulness:
+            return
+        self.claim_eval_dir(model_name)
         if path.exists():
             return
         t0 = time.time()
@@ -323,6 +382,7 @@ class Lab:
             self.stage_sft(c)
         scorer = None
         for m in self.models():
+            self.claim_eval_dir(m)  # evaluations of a replaced model are dropped here
             if any(not self.eval_path(m, s).exists() for s in self.eval_sets()):
                 if scorer is None:
                     scorer = load_lm(str(self.model_dir("base")))
@@ -331,6 +391,8 @@ class Lab:
         scorer = None
         for m in self.models():
             self.stage_faithfulness(m)
+        for name in self.other_worlds():
+            self.world_run(name).run_stages()
 
     def run(self, seed_runs: list["Lab"] | None = None, out: Path | None = None,
             preset_name: str | None = None) -> dict:

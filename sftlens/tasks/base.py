@@ -41,7 +41,9 @@ class StepCheck:
 
 
 class Verifier(Protocol):
-    """Checks a chain step by step: one :class:`StepCheck` per step."""
+    """Checks a chain step by step: one :class:`StepCheck` per step. A verifier whose examples each
+    carry their own facts (a maze) may also offer ``for_example(example) -> Verifier``; scoring asks
+    for it when present."""
 
     def verify(self, steps: list[str], answer: str | None = None) -> list[StepCheck]: ...
 

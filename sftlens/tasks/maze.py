@@ -616,6 +616,11 @@ class MazeWorld:
                 if parse_event(s) else StepCheck("other", False, False, "not an event 'create|close r c g G h H'")
                 for s in steps]
 
+    def for_example(self, example) -> Maze:
+        """The verifier of one example: its maze (``verify(steps, answer)`` checks against it);
+        :func:`sftlens.evaluate.score_samples` asks a verifier for this when it has it."""
+        return maze_of(example)
+
     def check_plan(self, example_or_meta, plan: str | None) -> tuple[bool, bool]:
         """:func:`check_plan`."""
         return check_plan(example_or_meta, plan)

@@ -220,6 +220,28 @@ class ShopWorld:
                                    meta={"item": item, "attr": spec["attr"]}))
         return out
 
+    def arithmetic_drills(self, n: int, seed: int) -> list[str]:
+        """``n`` seeded addition lines in the shape the worked solutions use (``21 + 8 = 29``): sums of
+        two line totals, and of a running total and a line total. Pretraining has 1-item problems only
+        (so that no variant set shares its distribution); the drills are the arithmetic a pretrained
+        model brings, so SFT teaches the multi-item format, not addition itself.
+
+        >>> drills = ShopWorld().arithmetic_drills(200, seed=0)
+        >>> drills[:2], drills == ShopWorld().arithmetic_drills(200, seed=0)
+        (['31 + 28 = 59', '36 + 15 = 51'], True)
+        >>> all(int(a) + int(b) == int(c) for a, _, b, _, c in (d.split() for d in drills))
+        True
+        """
+        rng = random.Random(seed)
+        (v_lo, v_hi), (q_lo, q_hi) = self.config.value_range, self.config.qty_range
+        line = lambda: rng.randint(q_lo, q_hi) * rng.randint(v_lo, v_hi)  # noqa: E731  one item's total
+        out = []
+        for _ in range(n):
+            a = line() if rng.random() < 0.5 else line() + line()
+            b = line()
+            out.append(f"{a} + {b} = {a + b}")
+        return out
+
     def fact_corpus(self) -> list[str]:
         """Every fact as a sentence in each of its two wordings (pretraining text): the base model
         reads ``a lamp is priced at 7`` as often as ``a lamp costs 7``, so the faithfulness battery's

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from ...metrics.stats import bootstrap_mean, column
 from . import accuracy_trap, faithfulness, swapped_traces, instructions, memorisation, curation  # noqa: F401  (registers)
-from ._base import CLAIMS, Claim, ClaimResult, FinishedRun, model_summary, register_claim
+from ._base import CLAIMS, Arm, Claim, ClaimResult, FinishedRun, model_summary, register_claim
 
 
 def selected_claims(ids: list[str] | None = None) -> dict[str, Claim]:
@@ -39,7 +39,7 @@ def analyze_run(run, claims: dict[str, Claim] | None = None, seed_runs: list | N
     each claim comes from the protocol (:func:`sftlens.lab.protocol.judge`) over ``seed_runs`` (one
     finished run per seed; default ``[run]``), Holm-adjusted across the claims.
     """
-    from ..protocol import adjust_across, judge
+    from ..protocol import adjust_across, check_controls, judge
 
     seed_runs = seed_runs or [run]
     seed, n = run.seed, run.bootstrap
@@ -48,15 +48,23 @@ def analyze_run(run, claims: dict[str, Claim] | None = None, seed_runs: list | N
         models[m] = {"info": run.model_info(m), "accuracy": model_summary(run.rows(m, "test"), seed, n).get("correct"),
                      "fact_probe_accuracy": bootstrap_mean(column(run.rows(m, "facts"), "correct"), seed=seed,
                                                            n_resamples=n).to_dict()}
-    entries, judgements = {}, {}
+    entries, judgements, controls = {}, {}, {}
     for cid, claim in (claims or CLAIMS).items():
-        result = claim.analyze(run)
+        arms = claim.arms()
+        result = claim.analyze(run.world_run(arms["real"].world))
         if result is None:
             continue
         entries[cid] = result.to_dict()
-        evidence = [claim.evidence(r) for r in seed_runs]
-        if claim.protocol is not None and all(e is not None for e in evidence):
-            judgements[cid] = judge(claim.protocol, evidence, n_resamples=n, seed=seed)
+        if claim.protocol is None:
+            continue
+        judged = {}
+        for role, arm in arms.items():
+            evidence = [claim.evidence(r.world_run(arm.world), arm) for r in seed_runs]
+            if all(e is not None for e in evidence):
+                judged[role] = judge(claim.protocol, evidence, n_resamples=n, seed=seed)
+        if "real" in judged:
+            judgements[cid] = judged.pop("real")
+            controls[cid] = check_controls(claim, judged, judgements[cid])
     adjust_across(judgements)
     single = len(seed_runs) == 1
     for cid, verdict in judgements.items():
@@ -65,6 +73,7 @@ def analyze_run(run, claims: dict[str, Claim] | None = None, seed_runs: list | N
         entry.update(verdict=verdict["verdict"], rule=CLAIMS[cid].protocol.rule(),
                      effect={"name": first, **verdict["pooled"][first]["estimate"], "n": verdict["pooled"][first]["n"]},
                      exploratory=single, **{k: v for k, v in verdict.items() if k != "verdict"})
+        entry["controls"] = controls[cid]
         if single:
             entry["notes"].insert(0, "single seed: exploratory (the verdict covers test-set sampling only, not "
                                      "training variance; the standard preset runs five seeds)")
@@ -72,4 +81,4 @@ def analyze_run(run, claims: dict[str, Claim] | None = None, seed_runs: list | N
             "models": models, "claims": dict(sorted(entries.items(), key=lambda kv: int(kv[0][1:])))}
 
 
-__all__ = ["CLAIMS", "Claim", "ClaimResult", "FinishedRun", "analyze_run", "register_claim", "selected_claims"]
+__all__ = ["Arm", "CLAIMS", "Claim", "ClaimResult", "FinishedRun", "analyze_run", "register_claim", "selected_claims"]

@@ -44,6 +44,7 @@ class FinishedRun(typing.Protocol):
     def faith_rows(self, model: str) -> list[dict]: ...  # the C2 battery's per-example rows
     def variant_names(self) -> list[str]: ...
     def load(self, name: str) -> list[Example]: ...      # a data set of the run (train, test, ...)
+    def world_run(self, name: str) -> "FinishedRun": ...  # this seed's run of another lab world
 
 
 @dataclass
@@ -67,18 +68,44 @@ class ClaimResult:
                 "notes": self.notes}
 
 
+@dataclass(frozen=True)
+class Arm:
+    """Where one arm of a claim is measured: a lab world (:mod:`sftlens.lab.worlds`) and the data
+    conditions trained there. The real arm tests the claim; a **positive control** is a setting where
+    the effect is known to happen (the lab must detect it: verdict "reproduced"), a **negative
+    control** one where it is known not to (the lab must not: any verdict but "reproduced")."""
+
+    conditions: tuple[str, ...]
+    world: str = "shop"
+    description: str = ""
+
+
+CONTROL_ROLES = ("positive", "negative")
+
+
 class Claim:
     """Base of every lab claim. Subclasses set the class attributes and implement :meth:`analyze`;
     :meth:`report_section` and :meth:`plots` default to a generic table and no plot."""
 
     id: str = ""                      # "C1" ... "C10", as in CLAIMS.md
     title: str = ""                   # a few words for headings
-    conditions: tuple[str, ...] = ()  # data conditions the claim needs trained
+    conditions: tuple[str, ...] = ()  # data conditions the claim needs trained (in the shop, unless ``arm`` says)
     protocol: Protocol | None = None  # primary quantity, SESOI and test, stated before any number
+    arm: Arm | None = None            # where the claim is measured (default: ``conditions`` in the shop)
+    positive: Arm | None = None       # planted positive control: the effect is known to happen here
+    negative: Arm | None = None       # negative control: the effect is known not to happen here
 
-    def evidence(self, run: FinishedRun) -> SeedEvidence | None:
+    def arms(self) -> dict[str, Arm]:
+        """``real`` and each declared control, by role."""
+        arms = {"real": self.arm or Arm(tuple(self.conditions))}
+        arms.update({role: getattr(self, role) for role in CONTROL_ROLES if getattr(self, role) is not None})
+        return arms
+
+    def evidence(self, run: FinishedRun, arm: Arm | None = None) -> SeedEvidence | None:
         """One seed's comparisons for the verdict protocol (:func:`sftlens.lab.protocol.judge`) and
-        the guards that apply, or ``None`` when the run lacks what the claim needs."""
+        the guards that apply, or ``None`` when the run lacks what the claim needs. ``run`` is the
+        run of the arm's world; ``arm`` (default: the real one) says which conditions stand for the
+        claim's treatment there."""
         raise NotImplementedError
 
     def analyze(self, run: FinishedRun) -> ClaimResult | None:

@@ -25,7 +25,7 @@ class AccuracyTrap(Claim):
         sesoi=0.05, sesoi_reason="0.05 nats per step is a 5% change in the answer's probability per step; Wu et al. "
         "report a 38.9% relative drop, far above it", test="superiority", direction=-1, unit="nats")
 
-    def evidence(self, run: FinishedRun) -> SeedEvidence | None:
+    def evidence(self, run: FinishedRun, arm: Arm | None = None) -> SeedEvidence | None:
         if "correct" not in run.models():
             return None
         tuned, base = run.rows("correct", "test"), run.rows("base", "test")

@@ -72,12 +72,11 @@ def curation_sets(pool: list[Example], world, k: int, seed: int = 0) -> dict[str
 
 
 def _subset(name: str):
-    return lambda train, world, seed, preset: curation_sets(bulk_set(train, world, seed), world, k=preset.c10_k,
-                                                            seed=seed)[name]
+    return lambda c: curation_sets(bulk_set(c.train, c.world, c.seed), c.world, k=c.preset.c10_k, seed=c.seed)[name]
 
 
 register_condition(Condition("bulk", "C10: the full uncurated pool (20% one wrong step, 10% wrong answer)",
-                             lambda train, world, seed, preset: bulk_set(train, world, seed)))
+                             lambda c: bulk_set(c.train, c.world, c.seed)))
 register_condition(Condition("curated_k", "C10: k examples of the pool, verified and diverse (k-center)",
                              _subset("curated_k")))
 register_condition(Condition("random_k", "C10: k random examples of the pool", _subset("random_k")))
@@ -154,7 +153,7 @@ class Curation(Claim):
     beats_random = Protocol(quantity="accuracy, curated_k - random_k", sesoi=ACCURACY_SESOI,
                             sesoi_reason=ACCURACY_SESOI_REASON, test="superiority", direction=+1)
 
-    def evidence(self, run: FinishedRun) -> SeedEvidence | None:
+    def evidence(self, run: FinishedRun, arm: Arm | None = None) -> SeedEvidence | None:
         if not all(n in run.models() for n in SUBSETS):
             return None
         rows = {n: run.rows(n, "test") for n in SUBSETS}

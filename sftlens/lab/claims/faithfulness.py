@@ -122,7 +122,7 @@ class Faithfulness(Claim):
         sesoi=0.05, sesoi_reason="5 points of AOC: one truncation in twenty changing its answer; Lobo et al.'s "
         "drops are larger", test="superiority", direction=-1, unit="aoc")
 
-    def evidence(self, run: FinishedRun) -> SeedEvidence | None:
+    def evidence(self, run: FinishedRun, arm: Arm | None = None) -> SeedEvidence | None:
         rows = _battery_rows(run)
         if "base" not in rows or "correct" not in rows:
             return None

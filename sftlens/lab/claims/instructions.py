@@ -56,7 +56,7 @@ def _register(name: str, description: str) -> None:
     # on empty instructions is asked without one, and so on. The test problems themselves are the same.
     register_condition(Condition(
         name, description,
-        build=lambda train, world, seed, preset: instruction_sets(train, seed=seed)[name],
+        build=lambda c: instruction_sets(c.train, seed=c.seed)[name],
         eval_transform=lambda examples, seed: instruction_sets(examples, seed=seed + 7)[name]))
 
 
@@ -167,7 +167,7 @@ class Instructions(Claim):
                  "for each of instr_empty, instr_wrong and instr_random (all three must be equivalent)",
         sesoi=ACCURACY_SESOI, sesoi_reason=ACCURACY_SESOI_REASON, test="equivalence")
 
-    def evidence(self, run: FinishedRun) -> SeedEvidence | None:
+    def evidence(self, run: FinishedRun, arm: Arm | None = None) -> SeedEvidence | None:
         if not all(n in run.models() for n in ("correct",) + CORRUPTED):
             return None
         reference = run.rows("correct", "test")

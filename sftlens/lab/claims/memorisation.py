@@ -1,5 +1,12 @@
 """C8 — fine-tuning sharpens memorisation: accuracy on "N-1" variants (one element removed) of
-problems solved in distribution drops sharply (Bernier et al. 2026)."""
+problems solved in distribution drops sharply (Bernier et al. 2026).
+
+The ``n_minus_1`` variants come from 3-item test problems, so each variant (2 items) lies inside the
+SFT distribution (2–3 items) and outside the base's pretraining (1 item): a collapse has to be
+learned, not built in. Controls: the **positive** one tunes on a narrow slice (3-item problems
+only), whose 2-item variants it never saw — the collapse must be detected; the **negative** one tunes
+on the pool plus problems drawn from every variant distribution (never the test or variant problems
+themselves) — no collapse may be found."""
 
 from __future__ import annotations
 
@@ -10,23 +17,49 @@ import numpy as np
 from ...metrics.stats import Estimate, bootstrap_mean, column, unpaired_difference, verdict
 from ...report.format import md_table, pct, pts
 from ..protocol import MIN_PAIRS, Comparison, Protocol, SeedEvidence
-from ._base import PRIMARY_CONDITION, Claim, ClaimResult, FinishedRun, effect, one_line, register_claim
+from ..conditions import Condition, register_condition
+from ._base import PRIMARY_CONDITION, Arm, Claim, ClaimResult, FinishedRun, effect, one_line, register_claim
 
 PRIMARY_VARIANT = "n_minus_1"
 
 
-def collapse_difference(table: np.ndarray) -> float:
-    """Conditional collapse of a tuned model minus the base's, from rows ``[source solved by tuned,
-    variant solved by tuned, source solved by base, variant solved by base]`` (one row per variant,
-    paired with its own source problem): P(variant failed | source solved).
+def narrow_slice(train: list, n_items: int = 3) -> list:
+    """The SFT examples with exactly ``n_items`` items (the positive control's narrow training set)."""
+    return [e for e in train if len(e.meta.get("items", [])) == n_items]
 
-    >>> round(collapse_difference(np.array([[1, 0, 1, 1], [1, 1, 1, 1], [0, 0, 1, 0]], float)), 4)
-    0.1667
+
+def with_variant_distribution(c) -> list:
+    """Half the pool, half new problems drawn from every variant distribution (none of them a test or
+    variant problem): the negative control, tuned on what the variants ask."""
+    half = len(c.train) // 2
+    extra = c.world.variant_distribution_problems(len(c.train) - half, seed=c.seed + 29,
+                                                  exclude=set(c.heldout) | {e.question for e in c.train})
+    return list(c.train[:half]) + extra
+
+
+register_condition(Condition("c8_narrow", "C8 positive control: only the 3-item problems of the pool",
+                             lambda c: narrow_slice(c.train, 3)))
+register_condition(Condition("c8_full", "C8 negative control: half the pool, half problems from every variant "
+                                        "distribution (never the test or variant problems)",
+                             with_variant_distribution))
+
+
+def collapse_vs_fresh(table: np.ndarray) -> float:
+    """How much more a tuned model fails "N-1" variants of problems it solves than fresh problems of the
+    variants' own distribution. ``table`` rows are either ``[source solved, variant solved, NaN]`` (one
+    per variant, paired with its own source) or ``[NaN, NaN, fresh problem solved]`` (test problems with
+    as many items as the variants): P(variant failed | source solved) - P(fresh problem failed).
+
+    >>> t = np.array([[1, 0, np.nan], [1, 1, np.nan], [0, 0, np.nan], [np.nan, np.nan, 1], [np.nan, np.nan, 1]])
+    >>> collapse_vs_fresh(t)
+    0.5
     """
-    def rate(solved: np.ndarray, variant: np.ndarray) -> float:
-        return float((solved * (1 - variant)).sum() / solved.sum()) if solved.sum() else float("nan")
-
-    return rate(table[:, 0], table[:, 1]) - rate(table[:, 2], table[:, 3])
+    solved, variant, fresh = table[:, 0], table[:, 1], table[:, 2]
+    kept = solved == 1
+    fresh = fresh[~np.isnan(fresh)]
+    if not kept.any() or fresh.size == 0:
+        return float("nan")
+    return float((1 - variant[kept]).mean() - (1 - fresh).mean())
 
 
 def source_paired(run: FinishedRun, model: str, variant: str) -> tuple[list[float], list[float], list[int]]:
@@ -69,27 +102,37 @@ class Memorisation(Claim):
     id = "C8"
     title = "memorisation"
     conditions = ("correct",)
+    positive = Arm(("c8_narrow",), description="SFT on 3-item problems only: the 2-item variants lie outside it")
+    negative = Arm(("c8_full",), description="SFT that covers every variant distribution")
     statement = ("Fine-tuning sharpens memorisation: accuracy on 'N-1' variants (one element removed) of problems "
                  "solved in distribution drops sharply.")
     protocol = Protocol(
-        quantity=f"the share of '{PRIMARY_VARIANT}' variants failed among those whose own source problem the model "
-                 "solves, SFT on correct traces minus the base (conditional collapse, paired by source problem)",
+        quantity=f"the share of '{PRIMARY_VARIANT}' variants that SFT on correct traces fails among those whose own "
+                 "source problem it solves, minus its failure rate on fresh test problems with as many items as the "
+                 "variants (conditional collapse beyond what the variants' size explains)",
         sesoi=0.10, sesoi_reason="10 points more of the solved problems lost when one item is removed; Bernier et "
         "al. call tens of points a sharp drop", test="superiority", direction=+1, unit="pts")
 
-    def evidence(self, run: FinishedRun) -> SeedEvidence | None:
-        if "correct" not in run.models() or PRIMARY_VARIANT not in run.variant_names():
+    def evidence(self, run: FinishedRun, arm: Arm | None = None) -> SeedEvidence | None:
+        tuned = (arm or self.arms()["real"]).conditions[0]
+        if tuned not in run.models() or PRIMARY_VARIANT not in run.variant_names():
             return None
-        tuned_src, tuned_var, _ = source_paired(run, "correct", PRIMARY_VARIANT)
-        base_src, base_var, _ = source_paired(run, "base", PRIMARY_VARIANT)
-        table = np.column_stack([np.asarray(x, float) for x in (tuned_src, tuned_var, base_src, base_var)])
-        table = table[~np.isnan(table).any(axis=1)]
-        comparison = Comparison("conditional collapse, correct - base", table, statistic=collapse_difference)
+        src, var, items = source_paired(run, tuned, PRIMARY_VARIANT)
+        sizes = set(items)
+        by_id = {e.id: e for e in run.load("test")}
+        fresh = [float(r["correct"]) for r in run.rows(tuned, "test")
+                 if len(by_id[r["id"]].meta.get("items", [])) in sizes]
+        nan = float("nan")
+        table = np.asarray([[a, b, nan] for a, b in zip(src, var) if a == a] + [[nan, nan, f] for f in fresh], float)
+        comparison = Comparison(f"conditional collapse of {tuned}: N-1 variants of solved problems vs fresh problems "
+                                "of their size", table, statistic=collapse_vs_fresh)
         guards = []
-        for name, solved in (("SFT on correct traces", table[:, 0]), ("the base", table[:, 2])):
-            if solved.sum() < MIN_PAIRS:
-                guards.append(f"too few pairs: {name} solves the source of only {int(solved.sum())} "
-                              f"'{PRIMARY_VARIANT}' variants (at least {MIN_PAIRS} needed)")
+        solved = int(np.nansum(table[:, 0])) if table.size else 0
+        if solved < MIN_PAIRS:
+            guards.append(f"too few pairs: SFT on '{tuned}' solves the source of only {solved} '{PRIMARY_VARIANT}' "
+                          f"variants (at least {MIN_PAIRS} needed)")
+        if len(fresh) < MIN_PAIRS:
+            guards.append(f"too few pairs: only {len(fresh)} test problems have the variants' size")
         return SeedEvidence(run.seed, [comparison], guards)
 
     def collapse_by_items(self, run: FinishedRun) -> dict:

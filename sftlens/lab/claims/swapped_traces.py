@@ -1,6 +1,12 @@
 """C4 — corrupted or swapped traces teach about as well as correct ones (Stechly et al. 2025,
-arXiv 2505.13775). Registers the ``swapped`` (another problem's trace, own answer) and
-``answer_only`` (no steps) conditions."""
+arXiv 2505.13775). Registers the ``swapped`` (another problem's trace, own answer), ``shuffled``
+(the problem's own steps in random order) and ``answer_only`` (no steps) conditions.
+
+Measured where Stechly et al. measured it: grid mazes with A* traces and the plan as the answer
+(the ``maze`` world), where a plan can be found without the trace. Controls: the **positive** one is
+mazes without walls (``maze_open``), where the plan is a plain function of start and goal and the
+trace carries nothing the answer needs — swapped traces must teach as well there; the **negative** one
+is the shop, where the answer is the sum written in the trace's last step — swapped traces must not."""
 
 from __future__ import annotations
 
@@ -9,13 +15,15 @@ from ...metrics.stats import bootstrap_mean, column, paired_difference
 from ...report.format import md_table, pct, pts
 from ..conditions import Condition, register_condition
 from ..protocol import Comparison, Protocol, SeedEvidence, paired_table, signal_guard
-from ._base import (ACCURACY_SESOI, ACCURACY_SESOI_REASON, EQUIVALENCE_MARGIN, Claim, ClaimResult, FinishedRun,
+from ._base import (ACCURACY_SESOI, ACCURACY_SESOI_REASON, EQUIVALENCE_MARGIN, Arm, Claim, ClaimResult, FinishedRun,
                     accuracy_bound_guard, diff_column, effect, mean_of, one_line, register_claim)
 
 register_condition(Condition("swapped", "each problem gets another problem's trace, its own answer",
-                             lambda train, world, seed, preset: ops.swap_traces(train, seed=seed)))
+                             lambda c: ops.swap_traces(c.train, seed=c.seed)))
+register_condition(Condition("shuffled", "each problem's own steps in a random order",
+                             lambda c: ops.shuffle_steps(c.train, seed=c.seed)))
 register_condition(Condition("answer_only", "no steps: question, then the answer",
-                             lambda train, world, seed, preset: ops.drop_traces(train, seed=seed)))
+                             lambda c: ops.drop_traces(c.train, seed=c.seed)))
 
 RULE = one_line(f"""Reproduced when the 95% interval of (swapped - correct) in-distribution accuracy lies
     above -{EQUIVALENCE_MARGIN:.2f} (at most {EQUIVALENCE_MARGIN * 100:.0f} points worse, or better); not reproduced
@@ -28,7 +36,12 @@ RULE = one_line(f"""Reproduced when the 95% interval of (swapped - correct) in-d
 class SwappedTraces(Claim):
     id = "C4"
     title = "swapped traces"
-    conditions = ("correct", "swapped", "answer_only")
+    conditions = ("correct", "swapped", "shuffled", "answer_only")
+    arm = Arm(conditions, world="maze", description="A* maze traces, the plan as the answer (Stechly et al.'s setting)")
+    positive = Arm(("correct", "swapped"), world="maze_open",
+                   description="mazes without walls: the plan needs nothing from the trace")
+    negative = Arm(("correct", "swapped"), world="shop",
+                   description="the shop: the answer is the sum the trace's last step writes")
     statement = ("Models trained on swapped (other problems') traces reach about the accuracy of models trained on "
                  "correct traces.")
     protocol = Protocol(
@@ -36,7 +49,8 @@ class SwappedTraces(Claim):
                  "problems; and the same on the pooled out-of-distribution variants (both must be equivalent)",
         sesoi=ACCURACY_SESOI, sesoi_reason=ACCURACY_SESOI_REASON, test="equivalence")
 
-    def evidence(self, run: FinishedRun) -> SeedEvidence | None:
+    def evidence(self, run: FinishedRun, arm: Arm | None = None) -> SeedEvidence | None:
+        # every arm compares the same two conditions, each in its own world
         models = run.models()
         if "swapped" not in models or "correct" not in models:
             return None
@@ -89,11 +103,12 @@ class SwappedTraces(Claim):
                           per_condition["swapped"]["accuracy_diff_vs_correct"]),
             per_condition=per_condition, per_model=per_model,
             extra={"correct_vs_base": learned.to_dict()},
-            notes=["Trace validity: every step is a true fact or correct arithmetic (the world's verifier)."])
+            notes=["Trace validity: every step of the trace is a valid A* event for this maze (the world's "
+                   "verifier: in bounds, not a wall, g and h right, each closed node of least f)."])
 
     def report_section(self, result: dict, plots: dict[str, str]) -> list[str]:
         per_model, per_condition = result.get("per_model", {}), result.get("per_condition", {})
-        return [md_table(["model", "accuracy (in dist.)", "accuracy (variants)", "valid traces",
+        return ["The maze world's models (`worlds/maze/`), descriptive (95% intervals):", "", md_table(["model", "accuracy (in dist.)", "accuracy (variants)", "valid traces",
                           "valid traces when right"],
                          [[m, pct(s["accuracy"]), pct(s["ood_accuracy"]), pct(s["trace_valid"]),
                            pct(s["trace_valid_when_correct"])] for m, s in per_model.items()]), "",

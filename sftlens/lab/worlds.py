@@ -1,0 +1,131 @@
+"""The lab's worlds: where a claim (or one of its controls) is measured.
+
+A world is a task that can generate itself (a seeded config, a generator of disjoint splits, a
+step verifier) plus how the lab sizes it for a preset. The shop is the lab's own world and lives
+at the top of a run folder; every other world a claim asks for (see
+:class:`sftlens.lab.claims.Arm`) is a run of its own in ``DIR/worlds/<name>/``, with its own
+tokenizer, base model and SFT conditions, trained with the same seed.
+
+Adding a world is one entry here (:func:`register_world`) over a task file in ``sftlens/tasks``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any, Callable
+
+from ..tasks.base import Splits
+
+PRIMARY_WORLD = "shop"
+
+
+@dataclass(frozen=True)
+class LabWorld:
+    """How the lab builds and sizes one world.
+
+    ``adapt(preset)`` returns the preset this world runs under (its own world config in
+    ``preset.world``, and any size the world needs changed); ``make(config)`` builds the world from
+    that config; ``splits(world, preset, seed)`` generates the data; ``vocabulary(world)`` lists words
+    the tokenizer must know beyond the generated texts; ``drills(world, preset, seed)`` adds
+    pretraining lines (skills a pretrained model brings); ``faithfulness``: whether the C2 battery runs
+    on this world's models (it needs fact and arithmetic steps to corrupt and paraphrase)."""
+
+    name: str
+    description: str
+    adapt: Callable[[Any], Any]
+    make: Callable[[Any], Any]
+    splits: Callable[[Any, Any, int], Splits]
+    vocabulary: Callable[[Any], list[str]]
+    faithfulness: bool = False
+    # texts the tokenizer must cover beyond the generated data (world) -> lines
+    tokenizer_texts: Callable[[Any], list[str]] = lambda world: []
+    # extra pretraining texts (world, preset, seed) -> lines, e.g. the shop's arithmetic drills
+    drills: Callable[[Any, Any, int], list[str]] = lambda world, preset, seed: []
+
+
+WORLDS: dict[str, LabWorld] = {}
+
+
+def register_world(world: LabWorld) -> LabWorld:
+    """Add a world to :data:`WORLDS` (a name may be registered once)."""
+    if world.name in WORLDS:
+        raise ValueError(f"world '{world.name}' is already registered")
+    WORLDS[world.name] = world
+    return world
+
+
+def get_world(name: str) -> LabWorld:
+    if name not in WORLDS:
+        raise ValueError(f"unknown lab world '{name}' (valid: {', '.join(WORLDS)})")
+    return WORLDS[name]
+
+
+# ---- the shop: the lab's own world ---------------------------------------------------------------
+def _shop_make(config):
+    from ..tasks.shop import ShopWorld
+
+    return ShopWorld(config)
+
+
+def _shop_splits(world, p, seed: int) -> Splits:
+    from ..tasks.shop import make_splits
+
+    return make_splits(world, p.n_pretrain, p.n_train, p.n_test, p.n_variant, seed=seed)
+
+
+register_world(LabWorld(
+    name="shop", description="the shop: item facts (price, weight), worked purchase problems, every step checkable",
+    adapt=lambda p: p, make=_shop_make, splits=_shop_splits, vocabulary=lambda w: list(w.items), faithfulness=True,
+    drills=lambda w, p, seed: w.arithmetic_drills(p.n_pretrain, seed=seed + 31)))
+
+
+# ---- mazes: A* search traces, the plan as the answer (C4, Stechly et al. 2025) -----------------------
+# Open grids hold few distinct problems (any start, any goal; ~520 on 5x5): the open world uses 7x7
+# grids (about 1,300 problems fit the token cap) and caps its splits to what exists, its SFT set then
+# seen for more epochs.
+OPEN_CAPS = {"n_pretrain": 150, "n_train": 700, "n_test": 300, "n_variant": 100}
+OPEN_GRID = {"rows": 7, "cols": 7, "long_size": (8, 8), "wall_density": 0.0, "unique_path": False}
+MAZE_MAX_TOKENS = 180
+
+
+def _maze_adapt(p, open_: bool = False):
+    from ..tasks.maze import MazeConfig
+
+    # mazes whose prompt and A* trace fit 180 tokens (the search of a 5x5 maze is up to ~25 events): a
+    # CPU budget — SFT cost grows with the longest text of a batch — that keeps two thirds of the mazes
+    cfg = MazeConfig(seed=p.world.seed, max_tokens=MAZE_MAX_TOKENS,
+                     **(OPEN_GRID if open_ else {}))
+    sizes = {k: min(getattr(p, k), cap) for k, cap in OPEN_CAPS.items()} if open_ else {}
+    # the base only needs the maze language (its 4x4 pretraining problems): half the shop's steps
+    pretrain = replace(p.pretrain, steps=max(p.pretrain.steps // 2, 1))
+    return replace(p, world=cfg, pretrain=pretrain, max_new_tokens=MAZE_MAX_TOKENS - 40, max_positions=256, **sizes)
+
+
+def _maze_make(config):
+    from ..tasks.maze import MazeWorld
+
+    return MazeWorld(config)
+
+
+def _maze_splits(world, p, seed: int) -> Splits:
+    from ..tasks.maze import make_maze_splits
+
+    sp = make_maze_splits(world, p.n_pretrain, p.n_train, p.n_test, p.n_variant, seed=seed)
+    if world.config.wall_density == 0.0:  # open mazes: only the larger open grid is a variant, the
+        sp.variants = {"long": sp.variants["long"]}  # walled "dense" one would need the search again
+    return sp
+
+
+register_world(LabWorld(
+    name="maze", description="grid mazes with walls: A* traces (create/close events with g and h), the plan as the "
+                             "answer — the plan can be found without the trace",
+    adapt=_maze_adapt, make=_maze_make, splits=_maze_splits, vocabulary=lambda w: [],
+    tokenizer_texts=lambda w: w.tokenizer_corpus()))
+register_world(LabWorld(
+    name="maze_open", description="mazes without walls: the plan is a plain function of start and goal, so the "
+                                  "trace carries nothing the answer needs (C4's positive control)",
+    adapt=lambda p: _maze_adapt(p, open_=True), make=_maze_make, splits=_maze_splits, vocabulary=lambda w: [],
+    tokenizer_texts=lambda w: w.tokenizer_corpus()))
+
+
+__all__ = ["LabWorld", "PRIMARY_WORLD", "WORLDS", "get_world", "register_world"]
