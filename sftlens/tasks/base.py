@@ -91,6 +91,22 @@ class Splits:
     facts: list[Example] = field(default_factory=list)
 
 
+def draw_disjoint(world, n_train: int, n_test: int, n_variant: int,
+                  seed: int) -> tuple[list[Example], dict[str, list[Example]], list[Example], set[str]]:
+    """The test set, its variant sets and the SFT pool of a generating world, disjoint by question
+    (drawn in that order, with the seeds every lab world uses), and every question taken. The world
+    offers ``problems(n, seed, prefix=, exclude=, split=)`` and ``variants(test, n, seed, exclude=)``;
+    its pretraining problems are drawn afterwards, avoiding the returned questions."""
+    test = world.problems(n_test, seed + 11, prefix="test", split="test")
+    seen = {e.question for e in test}
+    variants = world.variants(test, n_variant, seed + 13, exclude=seen)
+    for v in variants.values():
+        seen |= {e.question for e in v}
+    train = world.problems(n_train, seed + 17, prefix="train", exclude=seen, split="train")
+    seen |= {e.question for e in train}
+    return test, variants, train, seen
+
+
 def no_variants(task_name: str) -> TaskError:
     """The error of a task without a variant builder."""
     return TaskError(f"task '{task_name}' has no variant builder; give variant sets as files instead "

@@ -51,7 +51,7 @@ from dataclasses import asdict, dataclass
 
 from ..core.format import completion_text, prompt_text
 from ..core.record import Example
-from .base import Splits, StepCheck, TaskError
+from .base import Splits, StepCheck, TaskError, draw_disjoint
 from .registry import register_task
 from .text import digit_corrupter
 
@@ -731,15 +731,8 @@ def make_maze_splits(world: MazeWorld, n_pretrain: int, n_train: int, n_test: in
     >>> [len(sp.pretrain_problems), len(sp.train), len(sp.test), sorted(sp.variants), sp.facts]
     [3, 4, 2, ['dense', 'long'], []]
     """
-    c = world.config
-    test = world.problems(n_test, seed + 11, prefix="test", split="test")
-    seen = {e.question for e in test}
-    variants = world.variants(test, n_variant, seed + 13, exclude=seen)
-    for v in variants.values():
-        seen |= {e.question for e in v}
-    train = world.problems(n_train, seed + 17, prefix="train", exclude=seen, split="train")
-    seen |= {e.question for e in train}
-    pre = world.problems(n_pretrain, seed + 19, size=c.pretrain_size, prefix="pre", exclude=seen, split="pretrain")
+    test, variants, train, seen = draw_disjoint(world, n_train, n_test, n_variant, seed)
+    pre = world.problems(n_pretrain, seed + 19, size=world.config.pretrain_size, prefix="pre", exclude=seen, split="pretrain")
     return Splits(pretrain_problems=pre, train=train, test=test, variants=variants, facts=world.fact_probes())
 
 

@@ -31,7 +31,7 @@ import re
 from dataclasses import asdict, dataclass, field
 
 from ..core.record import Example, RecordError
-from .base import Splits, StepCheck, TaskError
+from .base import Splits, StepCheck, TaskError, draw_disjoint
 from .registry import register_task
 from .text import digit_corrupter
 
@@ -521,13 +521,7 @@ def make_splits(world: ShopWorld, n_pretrain: int, n_train: int, n_test: int, n_
     repeated), never a question of another split.
     """
     c = world.config
-    test = world.problems(n_test, seed + 11, prefix="test", split="test")
-    seen = {e.question for e in test}
-    variants = world.variants(test, n_variant, seed + 13, exclude=seen)
-    for v in variants.values():
-        seen |= {e.question for e in v}
-    train = world.problems(n_train, seed + 17, prefix="train", exclude=seen, split="train")
-    seen |= {e.question for e in train}
+    test, variants, train, seen = draw_disjoint(world, n_train, n_test, n_variant, seed)
     lo, hi = c.pretrain_items
     taken = sum(1 for e in train + test + [e for v in variants.values() for e in v]  # questions of this distribution
                 if lo <= len(e.meta["items"]) <= hi and not world._has_heldout_pair([i for i, _ in e.meta["items"]])
