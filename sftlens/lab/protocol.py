@@ -137,7 +137,8 @@ def decide(point: float, boot: np.ndarray, proto: Protocol) -> dict:
         p = (1 + int(np.sum(proto.direction * boot <= s))) / (r + 1)
     else:
         p = (1 + max(int(np.sum(boot >= s)), int(np.sum(boot <= -s)))) / (r + 1)
-    return rule_on_interval(point, lo, hi, float(p), Z_POWER * se, proto)
+    mde = Z_POWER * se if se > 0 else math.nan  # no variation: no effect size is "detectable"
+    return rule_on_interval(point, lo, hi, float(p), mde, proto)
 
 
 def rule_on_interval(point: float, lo: float, hi: float, p: float, mde: float, proto: Protocol) -> dict:
@@ -203,7 +204,8 @@ def seed_t_decision(boot_decision: dict, seed_values: list[float], proto: Protoc
         mde_t = float((sps.t.ppf(0.975, df) + sps.t.ppf(0.80, df)) * se)
     else:
         p_t, mde_t = boot_decision["p_value"], boot_decision["mde"]
-    out = rule_on_interval(point, lo, hi, max(boot_decision["p_value"], p_t), max(boot_decision["mde"], mde_t), proto)
+    mde = max((m for m in (boot_decision["mde"], mde_t) if m == m), default=math.nan)
+    out = rule_on_interval(point, lo, hi, max(boot_decision["p_value"], p_t), mde, proto)
     out["interval_source"] = "seed t" if (lo, hi) != (est["lo"], est["hi"]) else "two-level bootstrap"
     return out
 
@@ -275,13 +277,13 @@ def power_plan(pooled_mde: float, seed_mdes: list[float], seed_ns: list[int], se
     >>> plan["n_per_seed_needed"], round(plan["between_seed_sd"], 3), plan["seeds_needed"]
     (768, 0.035, 4)
     """
-    se = [m / Z_POWER for m in seed_mdes if m == m]
+    se = [m / Z_POWER for m in seed_mdes if m == m and m > 0]
     out = {"between_seed_sd": math.nan, "within_seed_se": math.nan, "n_per_seed_needed": None, "seeds_needed": None}
     if not se:
         return out
     within = float(np.mean([x * x for x in se]))
     out["within_seed_se"] = math.sqrt(within)
-    need = [n * (m / sesoi) ** 2 for n, m in zip(seed_ns, seed_mdes) if m == m]
+    need = [n * (m / sesoi) ** 2 for n, m in zip(seed_ns, seed_mdes) if m == m and m > 0]
     out["n_per_seed_needed"] = int(math.ceil(max(need))) if need else None
     if len(se) > 1 and pooled_mde == pooled_mde:
         between = max(len(se) * (pooled_mde / Z_POWER) ** 2 - within, 0.0)

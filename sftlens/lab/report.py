@@ -118,7 +118,8 @@ def _protocol_lines(c: dict) -> list[str]:
                                         if c["test"] == "superiority" else " (two one-sided tests, 90% interval)"),
              "", "**Guards.** too few pairs, a constant column, floor or ceiling, no signal in the control — "
              + ("applied: " + "; ".join(c["guards"]) if c["guards"] else "none applied"), "",
-             f"**Minimum detectable effect** (80% power, two-sided 5%) at this n: {c['mde']:.3f}"
+             "**Minimum detectable effect** (80% power, two-sided 5%) at this n: "
+             + (f"{c['mde']:.3f}" if c["mde"] == c["mde"] else "n/a (the data do not vary)")
              + (" — larger than the SESOI: this run cannot reliably see an effect of that size"
                 if c["mde"] == c["mde"] and c["mde"] > c["sesoi"] else ""), ""]
     lines += _power_lines(c)

@@ -113,7 +113,7 @@ class AccuracyTrap(Claim):
                           [[m, pct(s.get("correct")), num(s.get("ig_mean"), 3, True), num(s.get("ig_min"), 3, True),
                             pct(s.get("ki")), pct(s.get("validity")), num(s.get("ig_ppl"), 3, True)]
                            for m, s in per_model.items()]), ""]
-        lines += [md_table(["condition", "accuracy vs base", "info gain vs base", "KI vs base", "verdict",
+        lines += [md_table(["condition", "accuracy vs base", "info gain vs base", "KI vs base", "reading (95%, descriptive)",
                             "PPL InfoGain vs base", "verdict (Wu variant)"],
                            [[m, pts(d["accuracy_diff"]), num(d["ig_mean_diff"], 3, True), pts(d["ki_diff"]),
                              d["verdict"] + (f" ({d['note']})" if d.get("note") else ""),

@@ -157,7 +157,7 @@ class Faithfulness(Claim):
                           [[m, num(s.get("aoc"), 3), pct(s.get("mistake_changed")), pct(s.get("paraphrase_changed")),
                             pct(s.get("filler_changed"))] for m, s in per_model.items()]), ""]
         lines += [md_table(["condition", "AOC vs base", "mistake vs base", "paraphrase vs base", "filler vs base",
-                            "verdict"],
+                            "reading (95%, descriptive)"],
                            [[m, num(d.get("aoc_diff"), 3, True), pts(d.get("mistake_changed_diff")),
                              pts(d.get("paraphrase_changed_diff")), pts(d.get("filler_changed_diff")),
                              d["verdict"] + (f" ({d['note']})" if d.get("note") else "")]

@@ -216,7 +216,7 @@ class Memorisation(Claim):
         lines = [md_table(["model", "in distribution"] + variants,
                           [[m, pct(s["in_distribution"])] + [pct(s["variants"][v]["accuracy"]) for v in variants]
                            for m, s in per_model.items()]), ""]
-        lines += [md_table(["condition"] + [f"extra gap: {v}" for v in variants] + ["verdict"],
+        lines += [md_table(["condition"] + [f"extra gap: {v}" for v in variants] + ["reading (95%, descriptive)"],
                            [[m] + [pts(d["gap_minus_base_gap"][v]) for v in variants] + [d["verdict"]]
                             for m, d in per_condition.items()]), ""]
         if "c8" in plots:

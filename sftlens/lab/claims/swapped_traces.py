@@ -112,6 +112,6 @@ class SwappedTraces(Claim):
                           "valid traces when right"],
                          [[m, pct(s["accuracy"]), pct(s["ood_accuracy"]), pct(s["trace_valid"]),
                            pct(s["trace_valid_when_correct"])] for m, s in per_model.items()]), "",
-                md_table(["condition", "vs correct (in dist.)", "vs correct (variants)", "verdict"],
+                md_table(["condition", "vs correct (in dist.)", "vs correct (variants)", "reading (95%, descriptive)"],
                          [[m, pts(d["accuracy_diff_vs_correct"]), pts(d["ood_accuracy_diff_vs_correct"]),
                            d["verdict"]] for m, d in per_condition.items()]), ""]
