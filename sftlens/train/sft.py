@@ -65,6 +65,54 @@ def last_checkpoint(checkpoint_dir: str | os.PathLike) -> str | None:
     return get_last_checkpoint(str(d)) if d.is_dir() else None
 
 
+def build_trainer(model, tokenizer, examples: list[Example], settings: SFTSettings, output_dir: str,
+                  checkpointing: bool = False, callbacks: list | None = None, **config):
+    """The ``SFTTrainer`` that :func:`sft` trains with, built but not run.
+
+    ``output_dir`` is where the trainer writes (checkpoints every ``save_steps`` when
+    ``checkpointing``, nothing otherwise). ``config`` overrides ``SFTConfig`` fields, for tests that
+    compare against another setting (e.g. ``completion_only_loss=False``); :func:`sft` passes none.
+    The tokenizer is left padding on the right, as training needs; :func:`sft` sets it back to the left
+    once training is done. ``trainer.get_train_dataloader()`` yields the exact batches training sees.
+    """
+    from datasets import Dataset
+    from transformers import PrinterCallback
+    from trl import SFTConfig, SFTTrainer
+
+    ds = Dataset.from_dict(to_prompt_completion(examples))
+    peft_config = None
+    if settings.lora:
+        from peft import LoraConfig
+
+        peft_config = LoraConfig(r=settings.lora_r, lora_alpha=settings.lora_alpha, lora_dropout=0.0,
+                                 target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj",
+                                                 "up_proj", "down_proj"], task_type="CAUSAL_LM")
+    save = {"save_strategy": "no"}
+    if checkpointing:
+        save = {"save_strategy": "steps", "save_steps": settings.save_steps or max(1, settings.steps // 10),
+                "save_total_limit": 1, "save_only_model": False}
+    cfg = SFTConfig(**{
+        **dict(
+            output_dir=output_dir, max_steps=settings.steps, per_device_train_batch_size=settings.batch_size,
+            learning_rate=settings.lr, lr_scheduler_type="cosine", warmup_steps=max(1, int(settings.warmup_ratio * settings.steps)),
+            weight_decay=settings.weight_decay, logging_steps=max(1, settings.steps // 20), **save,
+            report_to="none", seed=settings.seed, data_seed=settings.seed, disable_tqdm=True,
+            dataloader_num_workers=0, max_length=512, packing=False, completion_only_loss=True,
+            dataset_num_proc=None,
+            bf16=False, fp16=False,
+        ),
+        **config,
+    })
+    tokenizer.padding_side = "right"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+        trainer = SFTTrainer(model=model, args=cfg, train_dataset=ds, processing_class=tokenizer,
+                             peft_config=peft_config, callbacks=list(callbacks or []))
+    trainer.remove_callback(PrinterCallback)  # we report progress ourselves
+    return trainer
+
+
 def sft(model, tokenizer, examples: list[Example], settings: SFTSettings,
         on_step: Callable[[int, float | None], None] | None = None,
         checkpoint_dir: str | os.PathLike | None = None, callbacks: list | None = None):
@@ -77,9 +125,7 @@ def sft(model, tokenizer, examples: list[Example], settings: SFTSettings,
     module docstring); the folder is left for the caller to remove once the model is saved.
     ``callbacks`` are extra ``transformers.TrainerCallback`` objects (e.g. one that stops early).
     """
-    from datasets import Dataset
-    from transformers import PrinterCallback, TrainerCallback
-    from trl import SFTConfig, SFTTrainer
+    from transformers import TrainerCallback
 
     if not examples:
         raise UserError("no training examples (the data is empty)")
@@ -98,14 +144,6 @@ def sft(model, tokenizer, examples: list[Example], settings: SFTSettings,
             raise UserError(f"{ckpt} holds checkpoints without run.json; delete it to start over")
         else:
             atomic_write_json(key_path, key)
-    ds = Dataset.from_dict(cols)
-    peft_config = None
-    if settings.lora:
-        from peft import LoraConfig
-
-        peft_config = LoraConfig(r=settings.lora_r, lora_alpha=settings.lora_alpha, lora_dropout=0.0,
-                                 target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj",
-                                                 "up_proj", "down_proj"], task_type="CAUSAL_LM")
 
     class _Progress(TrainerCallback):
         def on_log(self, args, state, control, logs=None, **kw):
@@ -116,28 +154,13 @@ def sft(model, tokenizer, examples: list[Example], settings: SFTSettings,
             if on_step:
                 on_step(state.global_step, None)
 
-    save = {"save_strategy": "no"}
-    if checkpoint_dir is not None:
-        save = {"save_strategy": "steps", "save_steps": settings.save_steps or max(1, settings.steps // 10),
-                "save_total_limit": 1, "save_only_model": False}
     with (tempfile.TemporaryDirectory(prefix="sftlens-sft-") if checkpoint_dir is None
           else contextlib.nullcontext(str(checkpoint_dir))) as work_dir:
-        cfg = SFTConfig(
-            output_dir=work_dir, max_steps=settings.steps, per_device_train_batch_size=settings.batch_size,
-            learning_rate=settings.lr, lr_scheduler_type="cosine", warmup_steps=max(1, int(settings.warmup_ratio * settings.steps)),
-            weight_decay=settings.weight_decay, logging_steps=max(1, settings.steps // 20), **save,
-            report_to="none", seed=settings.seed, data_seed=settings.seed, disable_tqdm=True,
-            dataloader_num_workers=0, max_length=512, packing=False, completion_only_loss=True,
-            dataset_num_proc=None,
-            bf16=False, fp16=False,
-        )
-        tokenizer.padding_side = "right"
+        trainer = build_trainer(model, tokenizer, examples, settings, work_dir,
+                                checkpointing=checkpoint_dir is not None,
+                                callbacks=[_Progress(), *(callbacks or [])])
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-            trainer = SFTTrainer(model=model, args=cfg, train_dataset=ds, processing_class=tokenizer,
-                                 peft_config=peft_config, callbacks=[_Progress(), *(callbacks or [])])
-            trainer.remove_callback(PrinterCallback)  # we report progress ourselves
             trainer.train(resume_from_checkpoint=resume)
         tokenizer.padding_side = "left"
         trained = trainer.model
