@@ -44,22 +44,36 @@ register_condition(Condition("c8_full", "C8 negative control: half the pool, hal
                              with_variant_distribution))
 
 
-def collapse_vs_fresh(table: np.ndarray) -> float:
-    """How much more a tuned model fails "N-1" variants of problems it solves than fresh problems of the
-    variants' own distribution. ``table`` rows are either ``[source solved, variant solved, NaN]`` (one
-    per variant, paired with its own source) or ``[NaN, NaN, fresh problem solved]`` (test problems with
-    as many items as the variants): P(variant failed | source solved) - P(fresh problem failed).
+def collapse_excess(table: np.ndarray) -> float:
+    """How much more often a tuned model fails an "N-1" variant of a problem it solves than it fails
+    its in-distribution problems in general. ``table`` rows are ``[source solved, variant solved, NaN]``
+    (one per variant, paired with its own source) or ``[NaN, NaN, test problem solved]`` (every
+    in-distribution test problem): P(variant failed | source solved) - P(test problem failed).
+
+    A model that reasons finds the smaller problem no harder than an average one (negative or zero);
+    one that learned a narrow format fails the variants of what it solves (positive).
 
     >>> t = np.array([[1, 0, np.nan], [1, 1, np.nan], [0, 0, np.nan], [np.nan, np.nan, 1], [np.nan, np.nan, 1]])
-    >>> collapse_vs_fresh(t)
+    >>> collapse_excess(t)
     0.5
     """
-    solved, variant, fresh = table[:, 0], table[:, 1], table[:, 2]
+    solved, variant, test = table[:, 0], table[:, 1], table[:, 2]
     kept = solved == 1
-    fresh = fresh[~np.isnan(fresh)]
-    if not kept.any() or fresh.size == 0:
+    test = test[~np.isnan(test)]
+    if not kept.any() or test.size == 0:
         return float("nan")
-    return float((1 - variant[kept]).mean() - (1 - fresh).mean())
+    return float((1 - variant[kept]).mean() - (1 - test).mean())
+
+
+def collapse_same_size(run, model: str) -> float | None:
+    """Descriptive: P(variant failed | source solved) minus the failure rate on test problems with as
+    many items as the variants (what the variants' size alone explains)."""
+    src, var, items = source_paired(run, model, PRIMARY_VARIANT)
+    by_id = {e.id: e for e in run.load("test")}
+    same = [1 - float(r["correct"]) for r in run.rows(model, "test")
+            if len(by_id[r["id"]].meta.get("items", [])) in set(items)]
+    failed = [1 - v for s_, v in zip(src, var) if s_ == 1.0]
+    return (sum(failed) / len(failed) - sum(same) / len(same)) if failed and same else None
 
 
 def source_paired(run: FinishedRun, model: str, variant: str) -> tuple[list[float], list[float], list[int]]:
@@ -108,8 +122,8 @@ class Memorisation(Claim):
                  "solved in distribution drops sharply.")
     protocol = Protocol(
         quantity=f"the share of '{PRIMARY_VARIANT}' variants that SFT on correct traces fails among those whose own "
-                 "source problem it solves, minus its failure rate on fresh test problems with as many items as the "
-                 "variants (conditional collapse beyond what the variants' size explains)",
+                 "source problem it solves, minus its failure rate on in-distribution test problems (a variant of a "
+                 "solved problem is one item easier: a model that reasons fails it no more often than it fails in general)",
         sesoi=0.10, sesoi_reason="10 points more of the solved problems lost when one item is removed; Bernier et "
         "al. call tens of points a sharp drop", test="superiority", direction=+1, unit="pts")
 
@@ -117,22 +131,17 @@ class Memorisation(Claim):
         tuned = (arm or self.arms()["real"]).conditions[0]
         if tuned not in run.models() or PRIMARY_VARIANT not in run.variant_names():
             return None
-        src, var, items = source_paired(run, tuned, PRIMARY_VARIANT)
-        sizes = set(items)
-        by_id = {e.id: e for e in run.load("test")}
-        fresh = [float(r["correct"]) for r in run.rows(tuned, "test")
-                 if len(by_id[r["id"]].meta.get("items", [])) in sizes]
+        src, var, _ = source_paired(run, tuned, PRIMARY_VARIANT)
+        test = [float(r["correct"]) for r in run.rows(tuned, "test")]
         nan = float("nan")
-        table = np.asarray([[a, b, nan] for a, b in zip(src, var) if a == a] + [[nan, nan, f] for f in fresh], float)
-        comparison = Comparison(f"conditional collapse of {tuned}: N-1 variants of solved problems vs fresh problems "
-                                "of their size", table, statistic=collapse_vs_fresh)
+        table = np.asarray([[a, b, nan] for a, b in zip(src, var) if a == a] + [[nan, nan, t] for t in test], float)
+        comparison = Comparison(f"conditional collapse of {tuned}: N-1 variants of solved problems failed, beyond "
+                                "its failure rate in distribution", table, statistic=collapse_excess)
         guards = []
         solved = int(np.nansum(table[:, 0])) if table.size else 0
         if solved < MIN_PAIRS:
             guards.append(f"too few pairs: SFT on '{tuned}' solves the source of only {solved} '{PRIMARY_VARIANT}' "
                           f"variants (at least {MIN_PAIRS} needed)")
-        if len(fresh) < MIN_PAIRS:
-            guards.append(f"too few pairs: only {len(fresh)} test problems have the variants' size")
         return SeedEvidence(run.seed, [comparison], guards)
 
     def collapse_by_items(self, run: FinishedRun) -> dict:
@@ -180,7 +189,9 @@ class Memorisation(Claim):
                                 "verdict": verdict([primary_did], [+1]) if primary_did is not None else "inconclusive"}
         primary = PRIMARY_CONDITION if PRIMARY_CONDITION in per_condition else next(iter(per_condition))
         headline = per_condition[primary]["gap_minus_base_gap"].get(PRIMARY_VARIANT, Estimate.nan().to_dict())
-        extra = {"collapse_by_item_count": self.collapse_by_items(run)} if PRIMARY_VARIANT in variants else {}
+        extra = ({"collapse_by_item_count": self.collapse_by_items(run),
+                  "collapse_beyond_same_size": {m: collapse_same_size(run, m) for m in test}}
+                 if PRIMARY_VARIANT in variants else {})
         return ClaimResult(claim=self.statement, verdict=per_condition[primary]["verdict"], rule=self.rule(primary),
                            effect=effect(f"extra {PRIMARY_VARIANT} gap of {primary} over base (accuracy)", headline),
                            per_condition=per_condition, per_model=per_model, extra=extra, notes=[])
