@@ -66,13 +66,15 @@ def run(args: argparse.Namespace) -> int:
     if console is not None:
         from rich.table import Table
 
+        from ..lab.report import controls_word
+
         t = Table(title=f"sftlens lab — {args.out}")
-        for c in ("claim", "verdict", "effect (90% interval)", "why"):
+        for c in ("claim", "verdict", "controls", "effect (90% interval)", "why"):
             t.add_column(c)
         for k, c in results["claims"].items():
             e = c["effect"]
             eff = "n/a" if e.get("mean") != e.get("mean") else f"{e['mean']:+.3f} [{e['lo']:+.3f}, {e['hi']:+.3f}]"
-            t.add_row(k, c["verdict"] + (" (single seed)" if c.get("exploratory") else ""),
+            t.add_row(k, c["verdict"] + (" (single seed)" if c.get("exploratory") else ""), controls_word(c),
                       f"{e.get('name', '')}: {eff}", _first_reason(c.get("reason", "")))
         console.print(t)
         console.print(f"wrote {args.out}/results.json and {args.out}/report.md")

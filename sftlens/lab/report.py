@@ -34,7 +34,7 @@ def render_markdown(results: dict, plots: dict[str, str], timings: dict | None =
                                                          f"the descriptive tables under each claim are seed {seeds[0]}'s, "
                                                          "each seed's own report is in seed_<s>/report.md)"),
               "", md_table(["claim", "verdict", "controls", "measured effect (90% interval)", "p", "p (Holm)", "why"],
-                           [[cid, _verdict(c), _controls_word(c), f"{c['effect'].get('name', '')}: {num(c['effect'], 3, True)}",
+                           [[cid, _verdict(c), controls_word(c), f"{c['effect'].get('name', '')}: {num(c['effect'], 3, True)}",
                              _p(c.get("p_value")), _p(c.get("p_holm")), c.get("reason", "")]
                             for cid, c in claims.items()]), "", VERDICT_WORDS, ""]
     lines += ["## Models", "", md_table(
@@ -72,7 +72,7 @@ def _verdict(c: dict) -> str:
     return mark + (" (single seed: exploratory)" if c.get("exploratory") else "")
 
 
-def _controls_word(c: dict) -> str:
+def controls_word(c: dict) -> str:
     """One word for the verdict table: passed, failed (which) or no control yet."""
     controls = c.get("controls")
     if not controls:
