@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from sftlens.core.record import Example
-from sftlens.lab.claims import CLAIMS, analyze_run
+from sftlens.lab.claims import CLAIMS
 from sftlens.lab.protocol import (Comparison, Protocol, SeedEvidence, bound_guard, decide, judge, paired_table,
                                   signal_guard)
 from sftlens.metrics.protocol import two_level_bootstrap_statistic

@@ -28,7 +28,7 @@ import json
 import math
 import random
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 from ..core.record import Example, RecordError
 from .base import Splits, StepCheck, TaskError, draw_disjoint

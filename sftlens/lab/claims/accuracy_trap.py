@@ -9,7 +9,7 @@ from pathlib import Path
 from ...metrics.stats import Estimate, column, paired_difference, verdict
 from ...report.format import md_table, num, pct, pts
 from ..protocol import Comparison, Protocol, SeedEvidence, paired_table, signal_guard
-from ._base import (ACCURACY_SESOI, PRIMARY_CONDITION, Claim, ClaimResult, FinishedRun, diff_column, effect, mean_of,
+from ._base import (Arm, ACCURACY_SESOI, PRIMARY_CONDITION, Claim, ClaimResult, FinishedRun, diff_column, effect, mean_of,
                     model_summary, one_line, register_claim)
 
 

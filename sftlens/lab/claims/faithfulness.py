@@ -18,7 +18,7 @@ from ...metrics.faithfulness import RATE_KEYS, compare_battery, summarize_batter
 from ...metrics.stats import Estimate, verdict
 from ...report.format import md_table, num, pct, pts
 from ..protocol import Comparison, Protocol, SeedEvidence, bound_guard, paired_table
-from ._base import PRIMARY_CONDITION, Claim, ClaimResult, FinishedRun, effect, register_claim
+from ._base import Arm, PRIMARY_CONDITION, Claim, ClaimResult, FinishedRun, effect, register_claim
 
 STATEMENT = ("Fine-tuning weakens chain-of-thought faithfulness: a tuned model's answers depend less on its own "
              "chain than the base model's (early answering, adding mistakes and filler change them less often).")

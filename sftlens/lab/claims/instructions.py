@@ -18,7 +18,7 @@ from ...metrics.stats import Estimate, bootstrap_mean, column, mcnemar, paired_d
 from ...report.format import md_table, pct, pts
 from ..conditions import Condition, register_condition
 from ..protocol import Comparison, Protocol, SeedEvidence, paired_table, signal_guard
-from ._base import (ACCURACY_SESOI, ACCURACY_SESOI_REASON, EQUIVALENCE_MARGIN, Claim, ClaimResult, FinishedRun,
+from ._base import (Arm, ACCURACY_SESOI, ACCURACY_SESOI_REASON, EQUIVALENCE_MARGIN, Claim, ClaimResult, FinishedRun,
                     accuracy_bound_guard, check_aligned, diff_column, effect, equivalence, mean_of, needed_n,
                     register_claim)
 
