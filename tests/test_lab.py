@@ -63,12 +63,17 @@ def test_evaluations_belong_to_the_model_that_made_them(micro_run, tmp_path):
     shutil.copytree(out, copy)
     rows = lambda m: [json.loads(l)["sample"]["completion"]  # noqa: E731
                       for l in (copy / "eval" / m / "test.jsonl").read_text().splitlines()]
-    assert rows("correct") != rows("swapped")  # the two models generate differently: the test has teeth
-    for f in (copy / "models" / "swapped").glob("*.safetensors"):
+    # a donor whose generations differ from correct's (asked the same test set): the test has teeth
+    donor = next((m for m in ("base", "swapped", "c8_narrow", "c8_full", "bulk", "curated_k", "random_k")
+                  if rows(m) != rows("correct")), None)
+    assert donor is not None, "every micro model generated what 'correct' did: nothing to tell apart"
+    stamp = (copy / "eval" / "correct" / "MODEL").read_text()
+    for f in (copy / "models" / donor).glob("*.safetensors"):
         shutil.copy(f, copy / "models" / "correct" / f.name)
     (copy / "results.json").unlink()
     run_lab(copy, preset="micro", seed=0)
-    assert rows("correct") == rows("swapped")  # scored again, from the weights now in models/correct
+    assert (copy / "eval" / "correct" / "MODEL").read_text() != stamp
+    assert rows("correct") == rows(donor)  # scored again, from the weights now in models/correct
 
 
 def test_rerun_with_other_settings_is_refused(micro_run, capsys):
