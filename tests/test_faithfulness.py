@@ -186,6 +186,9 @@ def test_prefix_reuse_equals_naive(gsm, shop, attn):
         assert len({a for grp in fast for a in grp}) > len(samples)  # answers vary: the check has teeth
         groups = F.early_answer_groups(lm, samples)
         assert decoding.forced_answers(lm, groups, 6, 2) == [decoding.forced_answers_naive(lm, g, 6) for g in groups]
+        # the reference batched with left padding answers as it does one context at a time
+        mixed = [c for g in groups for c in g]  # contexts of several lengths
+        assert decoding.forced_answers_naive(lm, mixed, 6, batch_size=4) == decoding.forced_answers_naive(lm, mixed, 6)
 
 
 # ---- the battery's logic with hand-built "models" ------------------------------------------
