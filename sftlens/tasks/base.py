@@ -91,6 +91,33 @@ class Splits:
     facts: list[Example] = field(default_factory=list)
 
 
+def draw_distinct(n: int, draw: Callable[[int], Example], seen: set[str], max_tries: int,
+                  too_few: Callable[[int], str], keep: Callable[[Example], bool] | None = None) -> list[Example]:
+    """``n`` examples from ``draw(i)`` (``i``: how many are kept so far), each with a question not in
+    ``seen`` (updated in place); ``keep`` may still reject a drawn example once its question is marked
+    seen (e.g. a text over a length cap). After ``max_tries`` draws: ``RuntimeError(too_few(kept))``.
+
+    >>> import itertools
+    >>> counter = itertools.count()
+    >>> draw = lambda i: Example(id=str(i), task="t", question=f"q{next(counter) % 3}", answer="a")
+    >>> [e.question for e in draw_distinct(3, draw, set(), 10, str)]
+    ['q0', 'q1', 'q2']
+    """
+    out: list[Example] = []
+    tries = 0
+    while len(out) < n:
+        tries += 1
+        if tries > max_tries:
+            raise RuntimeError(too_few(len(out)))
+        ex = draw(len(out))
+        if ex.question in seen:
+            continue
+        seen.add(ex.question)
+        if keep is None or keep(ex):
+            out.append(ex)
+    return out
+
+
 def draw_disjoint(world, n_train: int, n_test: int, n_variant: int,
                   seed: int) -> tuple[list[Example], dict[str, list[Example]], list[Example], set[str]]:
     """The test set, its variant sets and the SFT pool of a generating world, disjoint by question

@@ -53,7 +53,7 @@ from ..core.format import completion_text, prompt_text
 from ..core.record import Example
 from .astar import (EVENT_RE, EVENTS, MOVES, Cell, Maze, astar, bfs, check_plan, check_trace, event, maze_of,  # noqa: F401
                     parse_event, walk)
-from .base import Splits, StepCheck, TaskError, draw_disjoint
+from .base import Splits, StepCheck, TaskError, draw_disjoint, draw_distinct
 from .registry import register_task
 from .text import digit_corrupter
 
@@ -198,27 +198,18 @@ class MazeWorld:
         dens = c.wall_density if density is None else density
         min_plan = min(c.min_plan if min_plan is None else min_plan, rows + cols - 2)
         rng = random.Random(seed)
-        seen = set(exclude or ())
-        out: list[Example] = []
-        tries = 0
-        while len(out) < n:
-            tries += 1
-            if tries > 50 * n + 1000:
-                raise RuntimeError(f"only {len(out)} distinct {rows}x{cols} mazes of {n} could be drawn "
-                                   f"(density {dens}{', unique shortest path' if c.unique_path else ''}"
-                                   f"{', excluding ' + str(len(exclude)) if exclude else ''}); ask for fewer or use a "
-                                   "larger grid (an open 5x5 grid has 120 problems with a unique shortest path, "
-                                   "520 without)")
-            maze = sample_maze(rng, rows, cols, dens, min_plan, c.unique_path)
-            q = maze.question()
-            if q in seen:
-                continue
-            seen.add(q)
-            ex = self.to_example(maze, id=f"{prefix}{len(out):05d}", **meta)
-            if c.max_tokens is not None and self.n_tokens(ex) > c.max_tokens:
-                continue
-            out.append(ex)
-        return out
+
+        def too_few(kept: int) -> str:
+            return (f"only {kept} distinct {rows}x{cols} mazes of {n} could be drawn "
+                    f"(density {dens}{', unique shortest path' if c.unique_path else ''}"
+                    f"{', excluding ' + str(len(exclude)) if exclude else ''}); ask for fewer or use a "
+                    "larger grid (an open 5x5 grid has 120 problems with a unique shortest path, 520 without)")
+
+        return draw_distinct(
+            n, lambda i: self.to_example(sample_maze(rng, rows, cols, dens, min_plan, c.unique_path),
+                                         id=f"{prefix}{i:05d}", **meta),
+            set(exclude or ()), 50 * n + 1000, too_few,
+            keep=lambda ex: c.max_tokens is None or self.n_tokens(ex) <= c.max_tokens)
 
     def variants(self, test: list[Example], n: int, seed: int, exclude: set[str] | None = None) -> dict[str, list[Example]]:
         """The out-of-distribution test sets, each of ``n`` mazes (``test`` is not used):

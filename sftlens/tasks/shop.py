@@ -31,7 +31,7 @@ import re
 from dataclasses import asdict, dataclass
 
 from ..core.record import Example, RecordError
-from .base import Splits, StepCheck, TaskError, draw_disjoint
+from .base import Splits, StepCheck, TaskError, draw_disjoint, draw_distinct
 from .registry import register_task
 from .text import digit_corrupter
 
@@ -173,20 +173,11 @@ class ShopWorld:
         rng = random.Random(seed)
         lo, hi = items_range or self.config.items_per_problem
         qr = qty_range or self.config.qty_range
-        seen = set(exclude or ())
-        out: list[Example] = []
-        tries = 0
-        while len(out) < n:
-            tries += 1
-            if tries > 200 * n + 1000:
-                raise RuntimeError(f"only {len(out)} distinct problems of {n} could be drawn; widen the ranges")
-            p = self.sample_problem(rng, rng.randint(lo, hi), qr, heldout=heldout)
-            ex = self.to_example(p, id=f"{prefix}{len(out):05d}", **meta)
-            if ex.question in seen:
-                continue
-            seen.add(ex.question)
-            out.append(ex)
-        return out
+        return draw_distinct(
+            n, lambda i: self.to_example(self.sample_problem(rng, rng.randint(lo, hi), qr, heldout=heldout),
+                                         id=f"{prefix}{i:05d}", **meta),
+            set(exclude or ()), 200 * n + 1000,
+            lambda kept: f"only {kept} distinct problems of {n} could be drawn; widen the ranges")
 
     def n_questions(self, items_range: tuple[int, int], qty_range: tuple[int, int] | None = None,
                     heldout: bool | None = False) -> int:
@@ -337,19 +328,12 @@ class ShopWorld:
         for j, (name, item_counts, qty_range, heldout) in enumerate(kinds):
             m = n // len(kinds) + (j < n % len(kinds))
             rng = random.Random(f"{seed}|{name}")
-            drawn: list[Example] = []
-            tries = 0
-            while len(drawn) < m:
-                tries += 1
-                if tries > 200 * m + 1000:
-                    raise RuntimeError(f"only {len(drawn)} distinct '{name}' problems of {m} could be drawn")
-                p = self.sample_problem(rng, rng.choice(item_counts), qty_range, heldout=heldout)
-                ex = self.to_example(p, id=f"vd-{name}-{len(drawn):05d}", split="variant_distribution",
-                                     variant_distribution=name)
-                if ex.question not in seen:
-                    seen.add(ex.question)
-                    drawn.append(ex)
-            out += drawn
+            out += draw_distinct(
+                m, lambda i: self.to_example(self.sample_problem(rng, rng.choice(item_counts), qty_range,
+                                                                 heldout=heldout),
+                                             id=f"vd-{name}-{i:05d}", split="variant_distribution",
+                                             variant_distribution=name),
+                seen, 200 * m + 1000, lambda kept: f"only {kept} distinct '{name}' problems of {m} could be drawn")
         return out
 
     # ---- verification ----------------------------------------------------------------------
