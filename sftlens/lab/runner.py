@@ -42,6 +42,7 @@ class Lab:
     # per-sample rows of finished evaluations, read once: every claim's analysis and evidence reads them
     _rows: dict[tuple[str, str], list[dict]] = field(default_factory=dict, repr=False)
     _world_runs: dict[str, "Lab"] = field(default_factory=dict, repr=False)
+    _claimed: set[str] = field(default_factory=set, repr=False)  # eval dirs already tied to their model
 
     # ---- helpers -------------------------------------------------------------------------
     def _log(self, msg: str) -> None:
@@ -273,7 +274,10 @@ class Lab:
 
     def claim_eval_dir(self, model: str) -> None:
         """Tie ``eval/<model>/`` to the model it scores (``eval/<model>/MODEL``): evaluations made of
-        another model (retrained, replaced) are discarded and redone, never reused."""
+        another model (retrained, replaced) are discarded and redone, never reused. Checked once per
+        model and run (the stages that write there all call it)."""
+        if model in self._claimed:
+            return
         d = self.out / "eval" / model
         stamp, ident = d / "MODEL", self.model_identity(model)
         if d.exists() and (not stamp.exists() or stamp.read_text().strip() != ident):
@@ -283,6 +287,7 @@ class Lab:
         d.mkdir(parents=True, exist_ok=True)
         if not stamp.exists():
             atomic_write_text(stamp, ident + "\n")
+        self._claimed.add(model)
 
     def stage_eval(self, model_name: str, scorer=None) -> None:
         """Generate and score ``model_name`` on every evaluation set (one file per set, skipped if done).
