@@ -53,6 +53,18 @@ MUTANTS = [
            'passed = verdict == "reproduced" if role == "positive" else verdict != "reproduced"',
            'passed = True',
            ["tests/test_verdicts.py", "-k", "control"]),
+    Mutant("pad prompts on the right in batched generation", "sftlens/models/lm.py",
+           '        tok.padding_side = "left"\n        if tok.pad_token_id is None:',
+           '        tok.padding_side = "right"\n        if tok.pad_token_id is None:',
+           ["tests/test_models.py", "-k", "batched"]),
+    Mutant("pair each example with another example's samples when profiling", "sftlens/data/difficulty.py",
+           "prompts = [prompt_text(e) for e in examples for _ in range(k)]",
+           "prompts = [prompt_text(e) for _ in range(k) for e in examples]",
+           ["tests/test_data_cli.py", "-k", "profile"]),
+    Mutant("compare base against tuned the wrong way round in the audit", "sftlens/audit/_compare.py",
+           "as_float(r.get(metric)) - as_float(by_key[r[key]].get(metric))",
+           "as_float(by_key[r[key]].get(metric)) - as_float(r.get(metric))",
+           ["tests/test_audit.py", "-k", "lab_layout"]),
     Mutant("let A* traces walk through walls", "sftlens/tasks/astar.py",
            "return self.in_bounds(cell) and cell not in self.walls", "return self.in_bounds(cell)",
            ["tests/test_maze.py"]),
@@ -80,9 +92,13 @@ def run(m: Mutant) -> tuple[bool, float]:
 def main() -> int:
     ap = argparse.ArgumentParser(description="Run hand-made mutants of core functions against the tests.")
     ap.add_argument("--list", action="store_true", help="list the mutants and their tests, run nothing")
+    ap.add_argument("--only", metavar="TEXT", help="run only the mutants whose name contains TEXT")
     args = ap.parse_args()
+    chosen = [m for m in MUTANTS if not args.only or args.only in m.name]
+    if not chosen:
+        raise SystemExit(f"no mutant's name contains '{args.only}' (see --list)")
     survived = 0
-    for m in MUTANTS:
+    for m in chosen:
         if args.list:
             print(f"- {m.name}: {m.path} ({' '.join(m.tests)})")
             continue
@@ -90,7 +106,7 @@ def main() -> int:
         survived += not killed
         print(f"{'killed  ' if killed else 'SURVIVED'}  {m.name}  ({m.path}, {secs:.0f} s)", flush=True)
     if not args.list:
-        print(f"{len(MUTANTS) - survived} of {len(MUTANTS)} mutants killed")
+        print(f"{len(chosen) - survived} of {len(chosen)} mutants killed")
     return 1 if survived else 0
 
 

@@ -41,6 +41,35 @@ def tiny_saved(tmp_path_factory, world_splits):
 
 
 @pytest.fixture(scope="session")
+def trained_nano(tmp_path_factory, tiny_saved, world_splits):
+    """``tiny_saved``'s model trained ~5 s until it has memorised 16 training problems (chains and answers).
+
+    The fixture behind every test of generation, profiling, the audit and the battery: its outputs
+    differ from prompt to prompt and it answers the memorised problems right and the unseen ones wrong,
+    so a check on it can fail (an untrained model writes the same newlines for every prompt, and a
+    version of ``generate`` that ignores the attention mask would still pass on it). Returns
+    ``SimpleNamespace(path, seen, unseen)``: the saved folder, the 16 memorised examples, 16 unseen ones.
+    """
+    from types import SimpleNamespace
+
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from sftlens.core.format import completion_text, prompt_text
+    from sftlens.train.pretrain import PretrainConfig, pretrain
+
+    _, sp = world_splits
+    seen, unseen = sp.train[:16], sp.test[:16]
+    tok = AutoTokenizer.from_pretrained(tiny_saved)
+    model = AutoModelForCausalLM.from_pretrained(tiny_saved)
+    pretrain(model, tok, [prompt_text(e) + completion_text(e) for e in seen],
+             PretrainConfig(steps=200, batch_size=16, lr=1e-2, warmup=10, seed=0))
+    d = tmp_path_factory.mktemp("nano_trained")
+    model.save_pretrained(d)
+    tok.save_pretrained(d)
+    return SimpleNamespace(path=d, seen=seen, unseen=unseen)
+
+
+@pytest.fixture(scope="session")
 def micro_run(tmp_path_factory):
     """One finished micro lab run (seed 0), shared by the lab and verdict tests: ``(folder, results)``."""
     from sftlens.lab.runner import run_lab

@@ -73,7 +73,8 @@ def test_gsm8k_audit_writes_reports_and_second_run_regenerates_nothing(gsm_model
     assert r1["inputs"]["format"] == "gsm8k" and r1["inputs"]["n_examples"] == 20
     assert set(r1["models"]) == {"base", "tuned"} and r1["models"]["base"]["identity"] != r1["models"]["tuned"]["identity"]
     assert r1["comparisons"][0]["n_pairs"] == 20
-    assert r1["verdict"]["text"].startswith("Accuracy trap:")
+    # (the verdict, the report's numbers and the banner are checked where a model gets answers right:
+    # test_lab_layout_with_world_variants_and_faithfulness; both GSM8K models here score 0%)
     lines = (out / "samples.jsonl").read_text().splitlines()
     assert len(lines) == 40 and all("key" in json.loads(x) for x in lines)
 
@@ -88,10 +89,7 @@ def test_gsm8k_audit_writes_reports_and_second_run_regenerates_nothing(gsm_model
     html = (out / "report.html").read_text()
     assert "data:image/png;base64," in html and "<script" not in html
     assert "http://" not in html and "https://" not in html
-    assert html.index("banner") < html.index("<table")
-    md = (out / "report.md").read_text()
-    acc = r2["models"]["tuned"]["metrics"]["correct"]["mean"]
-    assert f"{acc * 100:.1f}%" in md
+    assert (out / "report.md").stat().st_size > 0
 
     # `sftlens report` re-renders without loading a model or generating
     (out / "report.html").unlink()
@@ -146,33 +144,45 @@ def test_store_rejects_corruption_in_the_middle(tmp_path):
         Store(p)
 
 
-def test_lab_layout_with_world_variants_and_faithfulness(tmp_path, count_generate):
-    from sftlens.tasks.shop import ShopConfig, ShopWorld, make_splits
-
+def test_lab_layout_with_world_variants_and_faithfulness(tmp_path, count_generate, world_splits, tiny_saved,
+                                                         trained_nano):
+    """The audit on shop data: an untrained base against a model that answers its memorised problems."""
+    w, sp = world_splits
     lab = tmp_path / "lab"
-    w = ShopWorld(ShopConfig(seed=3))
-    sp = make_splits(w, 20, 40, 4, 2, seed=0)
+    test = trained_nano.seen[:8] + trained_nano.unseen[:8]
     atomic_write_json(lab / "data" / "world.json", w.to_dict())
-    write_jsonl(lab / "data" / "test.jsonl", sp.test)
-    write_jsonl(lab / "data" / "variant_long.jsonl", sp.variants["long"])
-    texts = [prompt_text(e) + completion_text(e) for e in sp.train + sp.test + sp.variants["long"]]
-    tok = build_tokenizer(texts)
-    base = make_model(tok, "nano", seed=0)
-    for name, m in (("base", base), ("sft", _brief_train(copy.deepcopy(base), tok, texts, steps=6))):
-        m.save_pretrained(lab / "models" / name), tok.save_pretrained(lab / "models" / name)
+    write_jsonl(lab / "data" / "test.jsonl", test)
+    write_jsonl(lab / "data" / "variant_long.jsonl", sp.variants["long"][:2])
     out = tmp_path / "audit"
-    argv = ["audit", "--base", str(lab / "models" / "base"), "--tuned", str(lab / "models" / "sft"),
+    argv = ["audit", "--base", str(tiny_saved), "--tuned", str(trained_nano.path),
             "--data", str(lab / "data" / "test.jsonl"), "--variants", f"long={lab / 'data' / 'variant_long.jsonl'}",
-            "--out", str(out), *FAST]
+            "--out", str(out), "--max-new-tokens", "72", "--batch-size", "20", "--no-progress"]
     assert main(argv) == 0
     r = json.loads((out / "results.json").read_text())
     assert r["inputs"]["verifier"].startswith("shop world") and r["inputs"]["format"] == "sftlens"
-    assert "ki" in r["models"]["tuned"]["metrics"]
     assert set(r["variants"]["long"]) == {"base", "tuned"} and r["variants"]["long"]["base"]["n"] == 2
-    assert r["run"]["generated_new"] == 2 * (4 + 2)
+    assert r["run"]["generated_new"] == 2 * (16 + 2)
+    # accuracy recounted from the saved samples, independently of the metric code
+    samples = [json.loads(x) for x in (out / "samples.jsonl").read_text().splitlines()]
+    tuned = [s for s in samples if s["role"] == "tuned" and s["set"] == "main"]
+    assert len(tuned) == 16
+    acc = sum(s["completion"].strip().splitlines()[-1] == f"A: {s['reference']}" for s in tuned) / 16
+    assert acc == r["models"]["tuned"]["metrics"]["correct"]["mean"] == 0.5  # the 8 memorised problems
+    assert r["models"]["base"]["metrics"]["correct"]["mean"] == 0.0
+    assert 0.0 < r["models"]["tuned"]["metrics"]["ki"]["mean"] < 1.0
+    # the verdict's branch and numbers: +50 points, and no reasoning metric for a base that writes no chain
+    assert r["verdict"]["status"] == "n/a"
+    assert r["verdict"]["text"].startswith("Accuracy trap: cannot tell — accuracy +50.0 pts [")
+    assert r["verdict"]["text"].endswith("information gain and faithfulness were not measured")
+    md = (out / "report.md").read_text()
+    assert "50.0%" in md
+    html = (out / "report.html").read_text()
+    banner = html.index('<div class="banner ')
+    assert html.index("<body") < banner < html.index("<table")
+    assert "Accuracy trap: cannot tell" in html[banner:html.index("</div>", banner)]
     if faithfulness_module() is not None:
-        assert r["faithfulness"]["status"] == "ran" and "aoc" in r["models"]["base"]["faithfulness"]
-        assert (out / "faithfulness_base.json").exists()
+        assert r["faithfulness"]["status"] == "ran" and "aoc" in r["models"]["tuned"]["faithfulness"]
+        assert (out / "faithfulness_tuned.json").exists()
     # a world file whose facts do not match its config is refused with one sentence
     d = w.to_dict()
     first = next(iter(d["facts"]))

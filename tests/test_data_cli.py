@@ -127,31 +127,28 @@ def test_pass_rates_replicate_prompts_k_times():
     assert band(0.25, BandThresholds(easy=0.9, hard=0.25)) == "too_hard"
 
 
-def test_profile_on_a_tiny_local_model(tmp_path, shop, capsys):
-    from sftlens.core.format import completion_text, prompt_text
-    from sftlens.models.tiny import build_tokenizer, make_model
-
-    sp = shop[1]
-    tok = build_tokenizer([prompt_text(e) + completion_text(e) for e in sp.train + sp.test])
-    model = make_model(tok, "nano")
-    d = tmp_path / "model"
-    model.save_pretrained(d)
-    tok.save_pretrained(d)
+def test_profile_on_a_tiny_local_model(tmp_path, trained_nano, capsys):
+    # a model that has memorised some problems: pass rates differ, so bands and --keep-band mean something
+    exs = [e for pair in zip(trained_nano.seen[:4], trained_nano.unseen[:4]) for e in pair]  # seen, unseen, ...
     src = tmp_path / "in.jsonl"
-    write_jsonl(src, sp.test[:4])
+    write_jsonl(src, exs)
     out = tmp_path / "p.jsonl"
-    args = ["data", "profile", "--model", str(d), "--k", "2", "--max-new-tokens", "8", "--device", "cpu", "--quiet",
-            str(src), str(out)]
+    args = ["data", "profile", "--model", str(trained_nano.path), "--k", "4", "--temperature", "0.5",
+            "--max-new-tokens", "72", "--device", "cpu", "--quiet", str(src), str(out)]
     assert main(args) == 0
     rows = read_jsonl(out)
-    assert [e.id for e in rows] == [e.id for e in sp.test[:4]]
+    assert [e.id for e in rows] == [e.id for e in exs]
+    rates = [e.meta["pass_rate"] for e in rows]
     for e in rows:
-        assert e.meta["pass_rate"] in (0.0, 0.5, 1.0) and e.meta["profile"]["k"] == 2
+        assert e.meta["pass_rate"] in (0.0, 0.25, 0.5, 0.75, 1.0) and e.meta["profile"]["k"] == 4
         assert e.meta["band"] == band(e.meta["pass_rate"])
+    # teeth: every memorised problem passes more often than any unseen one, and more than one band occurs
+    assert min(rates[0::2]) > max(rates[1::2]) and len({e.meta["band"] for e in rows}) > 1
     first = out.read_text()
     assert main(args) == 0 and out.read_text() == first  # same seed, same numbers
     keep = tmp_path / "k.jsonl"
     assert main(args[:-2] + ["--keep-band", "too_hard", str(src), str(keep)]) == 0
-    assert [e.id for e in read_jsonl(keep)] == [e.id for e in rows if e.meta["band"] == "too_hard"]
+    kept = [e.id for e in read_jsonl(keep)]
+    assert kept == [e.id for e in rows if e.meta["band"] == "too_hard"] and 0 < len(kept) < len(rows)
     assert main(["data", "profile", "--model", str(tmp_path / "nope"), str(src), str(out)]) == 2
     assert "does not exist" in capsys.readouterr().err

@@ -261,6 +261,7 @@ def test_battery_end_to_end_gsm8k(gsm, trained_gsm, tmp_path):
     lm = load_lm(str(trained_gsm), device="cpu")
     samples = generate_samples(lm, exs, max_new_tokens=64)
     assert all(s.steps for s in samples[1:])
+    assert len({s.completion for s in samples}) == len(exs)  # a chain of its own per problem: the checks bite
     # the trained model's own chains: prefix reuse still equals N+1 independent generations
     assert F.early_answers(lm, samples, 8, 2) == F.early_answers_naive(lm, samples, 8, batch_size=4)
     samples[0].steps = []  # a chain without steps: undefined, never 0

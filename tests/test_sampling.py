@@ -1,31 +1,24 @@
 """Seeded sampling in ``LM.generate``: the same seed gives the same completions, another seed others.
 
 An untrained nano model answers every prompt with the same newlines under greedy decoding, so the
-model here is trained for a few seconds first, and the test shows that its greedy outputs differ
+model here is the shared ``trained_nano`` (conftest), and the test shows that its greedy outputs differ
 across prompts before relying on it.
 """
 
 import pytest
 import torch
 
-from sftlens.core.format import completion_text, prompt_text
-from sftlens.models.lm import LM
-from sftlens.models.tiny import build_tokenizer, make_model
-from sftlens.train.sft import SFTSettings, sft
+from sftlens.core.format import prompt_text
+from sftlens.models.lm import load_lm
 
 
 @pytest.fixture(scope="module")
-def trained_lm(world_splits):
-    w, sp = world_splits
-    exs = sp.train + sp.test
-    tok = build_tokenizer([prompt_text(e) + completion_text(e) for e in exs] + w.fact_corpus())
-    model = sft(make_model(tok, "nano", seed=0), tok, sp.train[:100], SFTSettings(steps=100, batch_size=16, lr=1e-2))
-    return LM(model, tok, "nano-sft")
+def trained_lm(trained_nano):
+    return load_lm(str(trained_nano.path), device="cpu")
 
 
-def test_seeded_sampling_is_reproducible_and_differs_across_seeds(trained_lm, world_splits):
-    _, sp = world_splits
-    prompts = [prompt_text(e) for e in sp.test[:6]]
+def test_seeded_sampling_is_reproducible_and_differs_across_seeds(trained_lm, trained_nano):
+    prompts = [prompt_text(e) for e in trained_nano.seen[:3] + trained_nano.unseen[:3]]
     gen = {"max_new_tokens": 16, "stop_after_answer": False}
     greedy = trained_lm.generate(prompts, **gen)
     assert len(set(greedy)) > 1, "greedy outputs are the same for every prompt: the model is too weak to test with"
