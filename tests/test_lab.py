@@ -31,10 +31,12 @@ def test_micro_writes_results_and_report(micro_run):
     assert (out / "data" / "test.jsonl").exists() and (out / "data" / "world.json").exists()
 
 
-def test_same_seed_same_numbers(micro_run, tmp_path):
+def test_same_seed_same_numbers(micro_run, background_lab):
+    """The same seed run again in a fresh process (conftest's background run) gives the same numbers."""
     out, res = micro_run
-    res2 = run_lab(tmp_path / "again", preset="micro", seed=0)
-    assert _numbers(res) == _numbers(res2)
+    again = background_lab.wait("again")
+    res2 = json.loads((again / "results.json").read_text())
+    assert _numbers(res) == _numbers(json.loads((out / "results.json").read_text())) == _numbers(res2)
 
 
 def test_resume_skips_finished_stages_and_redoes_interrupted_ones(micro_run, tmp_path):
@@ -84,14 +86,19 @@ def test_rerun_with_other_settings_is_refused(micro_run, capsys):
     assert "other settings" in capsys.readouterr().err
 
 
-def test_several_seeds_write_per_seed_and_pooled_verdicts(micro_run, tmp_path):
+def test_several_seeds_write_per_seed_and_pooled_verdicts(micro_run, background_lab, tmp_path):
     out, _ = micro_run
     pooled_dir = tmp_path / "pooled"
-    shutil.copytree(out, pooled_dir / "seed_0")  # seed 0 is finished: only seed 1 trains here
-    (pooled_dir / "seed_0" / "results.json").unlink()
+    # both seeds are finished single runs (seed 1 trained in the background): only pooling happens here
+    shutil.copytree(out, pooled_dir / "seed_0")
+    shutil.copytree(background_lab.wait("seed_1"), pooled_dir / "seed_1")
+    for s in (0, 1):
+        (pooled_dir / f"seed_{s}" / "results.json").unlink()
+    weights = next((pooled_dir / "seed_1" / "models" / "correct").glob("*.safetensors"))
+    mtime = weights.stat().st_mtime_ns
     assert main(["lab", "--preset", "micro", "--seeds", "0,1", "--out", str(pooled_dir), "--quiet"]) == 0
     pooled = json.loads((pooled_dir / "results.json").read_text())
-    assert pooled["seeds"] == [0, 1]
+    assert pooled["seeds"] == [0, 1] and weights.stat().st_mtime_ns == mtime  # seed 1 resumed, not retrained
     for cid, c in pooled["claims"].items():
         assert {"sesoi", "test", "guards", "mde", "p_holm", "per_seed"} <= set(c), cid
         assert set(c["per_seed"]) == {"0", "1"} and c["n_seeds"] == 2 and c["exploratory"] is False

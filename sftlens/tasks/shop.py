@@ -377,8 +377,14 @@ class ShopWorld:
         return out
 
     def to_dict(self) -> dict:
-        """Serializable description: config, facts and held-out pairs."""
-        return {"config": asdict(self.config), "facts": self.facts,
+        """Serializable description: config, facts and held-out pairs (copies: editing it leaves the world as it is).
+
+        >>> w = ShopWorld(ShopConfig(seed=0, n_items=4))
+        >>> d = w.to_dict(); item = next(iter(d["facts"])); d["facts"][item]["price"] += 1
+        >>> w.facts[item]["price"] == d["facts"][item]["price"] - 1
+        True
+        """
+        return {"config": asdict(self.config), "facts": {k: dict(v) for k, v in self.facts.items()},
                 "heldout_pairs": sorted(list(p) for p in self.heldout_pairs)}
 
 
