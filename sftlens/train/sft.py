@@ -100,6 +100,9 @@ def build_trainer(model, tokenizer, examples: list[Example], settings: SFTSettin
             dataloader_num_workers=0, max_length=512, packing=False, completion_only_loss=True,
             dataset_num_proc=None,
             bf16=False, fp16=False,
+            # TRL turns activation checkpointing on by default (memory for compute: the forward pass runs
+            # twice); the lab's models are tiny, and bench/sft.py measured it as most of TRL's overhead
+            activation_checkpointing=False,
         ),
         **config,
     })
