@@ -82,30 +82,29 @@ def micro_run(tmp_path_factory):
 
 
 class BackgroundLab:
-    """Micro lab runs in a second process, one after another, on the core the suite leaves idle.
+    """Micro lab runs in other processes, one after another, on the core the suite leaves idle.
 
-    The suite runs on one thread; two of its tests need whole extra micro runs (the same seed again in
-    a fresh process, and seed 1 for pooling), about 100 s each. They start with the session, so by the
-    time those tests ask for them (:meth:`wait`) they are done or nearly. Each run is
-    ``run_lab(folder, preset="micro", seed=s)`` in a new interpreter on one thread, as the suite runs.
+    The suite runs on one thread; some tests need whole extra micro runs (the same seed again through
+    another executor, seed 1 for pooling), 1-2 minutes each. They start with the session, so by the time
+    those tests ask for them (:meth:`wait`) they are done or nearly. Each is ``sftlens lab --preset micro
+    --quiet`` with its own options, in a new process; every job runs on one thread, as the suite does.
     """
 
-    CODE = ("import sys, torch; torch.set_num_threads(1); from sftlens.lab.runner import run_lab; "
-            "run_lab(sys.argv[1], preset='micro', seed=int(sys.argv[2]))")
-
-    def __init__(self, root, runs: dict[str, int]):
+    def __init__(self, root, runs: dict[str, list[str]]):
         self.folders = {name: root / name for name in runs}
         self.done = {name: threading.Event() for name in runs}
         self.errors: dict[str, str] = {}
         self.procs: list[subprocess.Popen] = []
         self.stopped = False
         env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+        code = "import sys; from sftlens.cli import main; sys.exit(main(sys.argv[1:]))"
 
         def work():
-            for name, seed in runs.items():
+            for name, options in runs.items():
                 if not self.stopped:
-                    p = subprocess.Popen([sys.executable, "-c", self.CODE, str(self.folders[name]), str(seed)],
-                                         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                    argv = ["lab", "--preset", "micro", "--quiet", "--out", str(self.folders[name]), *options]
+                    p = subprocess.Popen([sys.executable, "-c", code, *argv], env=env,
+                                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
                     self.procs.append(p)
                     err = p.communicate()[1]
                     if p.returncode != 0:
@@ -130,20 +129,34 @@ class BackgroundLab:
         self.thread.join()
 
 
+def ray_installed() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("ray") is not None
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _background_lab(request, tmp_path_factory):
     """Starts :class:`BackgroundLab` when a collected test asks for ``background_lab``; else nothing."""
-    if not any("background_lab" in getattr(item, "fixturenames", ()) for item in request.session.items):
+    wanted = {n for item in request.session.items for n in getattr(item, "fixturenames", ())}
+    if "background_lab" not in wanted:
         yield None
         return
-    bg = BackgroundLab(tmp_path_factory.mktemp("lab_bg"), {"again": 0, "seed_1": 1})
+    # seed 0 again on a local Ray instance (on two worker processes where Ray is not installed), seed 1 on
+    # two worker processes: each executor's run is compared with, or pooled with, the in-process micro run
+    again = "ray" if ray_installed() else "process"
+    runs = {"again": ["--seed", "0", "--executor", again, "--workers", "2"],
+            "seed_1": ["--seed", "1", "--executor", "process", "--workers", "2"]}
+    bg = BackgroundLab(tmp_path_factory.mktemp("lab_bg"), runs)
+    bg.executor = {"again": again, "seed_1": "process"}
     yield bg
     bg.stop()
 
 
 @pytest.fixture(scope="session")
 def background_lab(_background_lab):
-    """The :class:`BackgroundLab` of this session: ``.wait("again")`` (seed 0 rerun), ``.wait("seed_1")``."""
+    """The :class:`BackgroundLab` of this session: ``.wait("again")`` (seed 0 on Ray, or on two worker
+    processes without Ray: ``.executor["again"]`` says which), ``.wait("seed_1")`` (two worker processes)."""
     return _background_lab
 
 

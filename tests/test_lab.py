@@ -32,11 +32,34 @@ def test_micro_writes_results_and_report(micro_run):
 
 
 def test_same_seed_same_numbers(micro_run, background_lab):
-    """The same seed run again in a fresh process (conftest's background run) gives the same numbers."""
+    """Seed 0 run again in another process on another executor (conftest's background run: a local Ray
+    instance, or two worker processes where Ray is not installed) gives the in-process run's numbers."""
     out, res = micro_run
     again = background_lab.wait("again")
     res2 = json.loads((again / "results.json").read_text())
     assert _numbers(res) == _numbers(json.loads((out / "results.json").read_text())) == _numbers(res2)
+
+
+def test_ray_executor_gives_the_same_numbers(background_lab):
+    """The Ray half of test_same_seed_same_numbers: skipped, saying so, where Ray is not installed."""
+    import importlib.util
+
+    if importlib.util.find_spec("ray") is None:
+        pytest.skip("Ray is not installed (pip install 'sftlens[ray]'): the Ray executor is not tested")
+    assert background_lab.executor["again"] == "ray" and (background_lab.wait("again") / "results.json").exists()
+
+
+def test_process_executor_gives_the_same_evaluations(micro_run, tmp_path):
+    """One world (the smallest) as a job in a spawned worker process: the in-process run's generations."""
+    from sftlens.lab.executors import Job, run_jobs
+
+    out, _ = micro_run
+    run_jobs([Job(out=str(tmp_path), preset="micro", seed=0, world="maze_open")], executor="process", workers=1)
+    mine, theirs = tmp_path / "worlds" / "maze_open" / "eval", out / "worlds" / "maze_open" / "eval"
+    files = sorted(p.relative_to(theirs) for p in theirs.rglob("*.jsonl"))
+    assert files and sorted(p.relative_to(mine) for p in mine.rglob("*.jsonl")) == files
+    for f in files:
+        assert (mine / f).read_text() == (theirs / f).read_text(), f
 
 
 def test_resume_skips_finished_stages_and_redoes_interrupted_ones(micro_run, tmp_path):
@@ -86,6 +109,17 @@ def test_rerun_with_other_settings_is_refused(micro_run, capsys):
     assert "other settings" in capsys.readouterr().err
 
 
+def test_a_failing_job_fails_the_run(tmp_path):
+    from sftlens.core.errors import UserError
+    from sftlens.lab.executors import Job, run_jobs
+
+    bad = [Job(out=str(tmp_path / "x"), preset="no-such-preset", seed=0, world="shop")]
+    with pytest.raises(ValueError, match="unknown preset 'no-such-preset'"):
+        run_jobs(bad, executor="process", workers=1)  # raised in a worker, re-raised here
+    with pytest.raises(UserError, match="--executor"):
+        run_jobs(bad, executor="threads")
+
+
 def test_several_seeds_write_per_seed_and_pooled_verdicts(micro_run, background_lab, tmp_path):
     out, _ = micro_run
     pooled_dir = tmp_path / "pooled"
@@ -96,7 +130,8 @@ def test_several_seeds_write_per_seed_and_pooled_verdicts(micro_run, background_
         (pooled_dir / f"seed_{s}" / "results.json").unlink()
     weights = next((pooled_dir / "seed_1" / "models" / "correct").glob("*.safetensors"))
     mtime = weights.stat().st_mtime_ns
-    assert main(["lab", "--preset", "micro", "--seeds", "0,1", "--out", str(pooled_dir), "--quiet"]) == 0
+    assert main(["lab", "--preset", "micro", "--seeds", "0,1", "--out", str(pooled_dir), "--quiet",
+                 "--executor", "serial"]) == 0
     pooled = json.loads((pooled_dir / "results.json").read_text())
     assert pooled["seeds"] == [0, 1] and weights.stat().st_mtime_ns == mtime  # seed 1 resumed, not retrained
     for cid, c in pooled["claims"].items():
@@ -111,6 +146,8 @@ def test_several_seeds_write_per_seed_and_pooled_verdicts(micro_run, background_
 def test_bad_seed_lists_are_refused(tmp_path, capsys):
     assert main(["lab", "--preset", "micro", "--seed", "-1", "--out", str(tmp_path / "x"), "--quiet"]) == 2
     assert "--seed" in capsys.readouterr().err and not (tmp_path / "x").exists()
+    assert main(["lab", "--preset", "micro", "--workers", "0", "--out", str(tmp_path / "w"), "--quiet"]) == 2
+    assert "--workers" in capsys.readouterr().err and not (tmp_path / "w").exists()
     with pytest.raises(SystemExit):
         main(["lab", "--preset", "micro", "--seeds", "0,0", "--out", str(tmp_path / "y"), "--quiet"])
     assert not (tmp_path / "y").exists()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 
 #: an interrupted run resumes when the same command is run again
 RESUMABLE = True
@@ -25,6 +26,18 @@ def add_parser(sub) -> None:
                        help="run these seeds (e.g. 0,1,2) in DIR/seed_<s>/ and pool them in DIR/results.json")
     seeds.add_argument("--n-seeds", type=int, default=None, metavar="N", help="run seeds 0..N-1 (as --seeds)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    ex = p.add_argument_group("where the work runs (every world of every seed is one independent job)")
+    ex.add_argument("--executor", default="process", choices=["serial", "process", "ray"],
+                    help="serial: one job after another in this process; process: --workers local worker "
+                         "processes (default); ray: Ray tasks (pip install 'sftlens[ray]'), a local instance or "
+                         "--ray-address. Results are the same on every executor")
+    ex.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1),
+                    help="jobs at a time (process), or CPUs of a local Ray instance (default: %(default)s)")
+    ex.add_argument("--threads", type=int, default=1,
+                    help="torch threads per job (default: 1; a different value gives different numbers, as "
+                         "another CPU does)")
+    ex.add_argument("--ray-address", default=None, metavar="ADDR",
+                    help="a running Ray cluster's address (default: start a local instance)")
     p.set_defaults(func=run)
 
 
@@ -55,12 +68,16 @@ def run(args: argparse.Namespace) -> int:
     check_output_path(args.out, kind="dir")
     from ..lab.runner import LabConfigMismatch, run_lab
 
+    if args.workers < 1 or args.threads < 1:
+        raise UserError(f"--workers and --threads: expected at least 1, got {args.workers} and {args.threads}")
     if args.n_seeds is not None and args.n_seeds < 1:
         raise UserError(f"--n-seeds: expected at least 1, got {args.n_seeds}")
     seeds = args.seeds if args.seeds is not None else (list(range(args.n_seeds)) if args.n_seeds else None)
     console = None if args.quiet else Console()
     try:
-        results = run_lab(args.out, preset=args.preset, seed=args.seed, seeds=seeds, console=console)
+        results = run_lab(args.out, preset=args.preset, seed=args.seed, seeds=seeds, console=console,
+                          executor=args.executor, workers=args.workers, threads=args.threads,
+                          address=args.ray_address)
     except LabConfigMismatch as e:
         raise UserError(str(e)) from None
     if console is not None:

@@ -375,8 +375,9 @@ class Lab:
     def models(self) -> list[str]:
         return ["base"] + self.conditions()
 
-    def run_stages(self) -> None:
-        """Run (or resume) every training and evaluation stage."""
+    def run_stages(self, other_worlds: bool = True) -> None:
+        """Run (or resume) every training and evaluation stage (and, with ``other_worlds``, those of the
+        other worlds this run's claims need)."""
         from ..models.lm import load_lm
 
         quiet_libraries()
@@ -396,7 +397,7 @@ class Lab:
         scorer = None
         for m in self.models():
             self.stage_faithfulness(m)
-        for name in self.other_worlds():
+        for name in self.other_worlds() if other_worlds else []:
             self.world_run(name).run_stages()
 
     def run(self, seed_runs: list["Lab"] | None = None, out: Path | None = None,
@@ -440,12 +441,18 @@ def quiet_libraries() -> None:
 
 
 def run_lab(out: str | Path, preset: str = "quick", seed: int | None = None, seeds: list[int] | None = None,
-            console=None) -> dict:
+            console=None, executor: str | None = None, workers: int = 1, threads: int = 1,
+            address: str | None = None) -> dict:
     """Run or resume the lab in ``out`` with a named preset; returns the results dict.
 
     One seed (``seed``, or a preset whose ``seeds`` has one) runs in ``out`` itself. Several seeds
     (``seeds``, or the preset's) run in ``out/seed_<s>/`` each (world, initialisation and data order
     all vary with the seed), then ``out/results.json`` and ``out/report.md`` pool them.
+
+    With ``executor`` (``serial``, ``process`` or ``ray``: :mod:`sftlens.lab.executors`) every world
+    of every seed is first trained and evaluated as an independent job on ``threads`` torch threads,
+    ``workers`` at a time (``address``: a Ray cluster); without it everything runs here, in order, on
+    this process's threads.
     """
     from ..core.checks import check_output_path, check_seed
     from ..core.errors import UserError
@@ -459,7 +466,9 @@ def run_lab(out: str | Path, preset: str = "quick", seed: int | None = None, see
         raise UserError(f"--seeds: expected distinct seeds >= 0, got {seeds}")
     check_output_path(out, kind="dir")
     if len(seeds) == 1:
-        return Lab(out=out, preset=get_preset(preset, seeds[0]), seed=seeds[0], console=console).run()
+        lab = Lab(out=out, preset=get_preset(preset, seeds[0]), seed=seeds[0], console=console)
+        _run_jobs([lab], preset, executor, workers, threads, console, address)
+        return lab.run()
     config = {"preset": preset, "seeds": list(seeds)}
     path = out / "config.json"
     if path.exists() and json.loads(path.read_text()) != config:
@@ -470,9 +479,26 @@ def run_lab(out: str | Path, preset: str = "quick", seed: int | None = None, see
     atomic_write_json(path, config)
     each = get_preset(preset).per_seed or preset
     labs = [Lab(out=out / f"seed_{s}", preset=get_preset(each, s), seed=s, console=console) for s in seeds]
+    _run_jobs(labs, each, executor, workers, threads, console, address)
     for lab in labs:
         lab.run()  # each seed's own results.json and report.md, with its single-seed verdicts
     return labs[0].run(seed_runs=labs, out=out, preset_name=preset)
 
 
 __all__ = ["Lab", "LabConfigMismatch", "run_lab"]
+
+
+def _run_jobs(labs: list[Lab], preset: str, executor: str | None, workers: int, threads: int, console,
+              address: str | None) -> None:
+    """Every world of every seed's run as one job on ``executor`` (nothing when it is ``None``). Each
+    world's settings are checked here first, so a mismatch is refused before any job starts."""
+    if executor is None:
+        return
+    from .executors import Job, run_jobs
+
+    jobs = []
+    for lab in labs:
+        for world in [lab.world_name, *lab.other_worlds()]:
+            lab.world_run(world).check_config()
+            jobs.append(Job(out=str(lab.out), preset=preset, seed=lab.seed, world=world))
+    run_jobs(jobs, executor=executor, workers=workers, threads=threads, console=console, address=address)
