@@ -254,3 +254,33 @@ def test_trap_verdict_and_comparison_from_rows():
     barely = [dict(b, correct=1.0 if i == 0 else b["correct"]) for i, b in enumerate(base)]
     assert comparison_verdict(base, barely)["status"] in ("no", "n/a")
     assert trap_verdict([1.0] * 40)["status"] == "n/a"  # no reasoning metric measured
+
+
+def test_audit_on_two_processes_equals_one(tmp_path, world_splits, tiny_saved, trained_nano):
+    """``accelerate launch`` with two CPU processes (gloo): each rank generates and scores half the
+    examples into its own cache file, rank 0 merges and reports; the results equal a one-process run."""
+    import os
+    import subprocess
+    import sys
+
+    launcher = Path(sys.executable).parent / "accelerate"
+    if not launcher.exists():
+        pytest.skip("accelerate is not installed: the multi-process audit is not tested")
+    w, _ = world_splits
+    data = tmp_path / "lab" / "data"
+    atomic_write_json(data / "world.json", w.to_dict())
+    write_jsonl(data / "test.jsonl", trained_nano.seen[:6] + trained_nano.unseen[:6])
+    args = ["audit", "--base", str(tiny_saved), "--tuned", str(trained_nano.path), "--data", str(data / "test.jsonl"),
+            "--max-new-tokens", "72", "--batch-size", "4", "--no-progress", "--no-faithfulness"]
+    assert main([*args, "--out", str(tmp_path / "one")]) == 0
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "1"}
+    r = subprocess.run([str(launcher), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+                        "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "sftlens", *args,
+                        "--out", str(tmp_path / "two")], env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    one, two = (json.loads((tmp_path / d / "results.json").read_text()) for d in ("one", "two"))
+    assert two["run"]["ranks"] == 2 and two["run"]["generated_new"] == one["run"]["generated_new"] == 24
+    for key in ("models", "comparisons", "verdict"):
+        assert one[key] == two[key], key
+    assert one["models"]["tuned"]["metrics"]["correct"]["mean"] == 0.5  # a model that answers: the check bites
+    assert sorted(p.name for p in (tmp_path / "two").iterdir() if "rank" in p.name) == []  # rank files merged

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -44,11 +45,72 @@ def _faithfulness_status(requested: bool, module) -> dict:
     return {"status": "ran", "per_example_file": "faithfulness_<role>.json"}
 
 
-def run_audit(spec: AuditSpec) -> dict:
+def _launched_ranks():
+    """``PartialState`` when launched with several processes (``accelerate launch``, ``torchrun``: the
+    ``WORLD_SIZE`` variable), else ``None``. On a host without CUDA the processes talk over gloo."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return None
+    import torch
+    from accelerate import PartialState
+
+    return PartialState(cpu=not torch.cuda.is_available())
+
+
+def _generate_and_score_shard(state, out: Path, handles: dict, example_sets: dict, gen, verifier, verifier_label,
+                              spec: AuditSpec) -> None:
+    """This rank's share of the work (every ``num_processes``-th example of each set, from its
+    ``process_index``): generations and metric rows go to ``samples.rank<r>.jsonl`` and
+    ``metrics.rank<r>.jsonl``; what the shared caches already hold is not redone."""
+    rank, world = state.process_index, state.num_processes
+    shared_samples, shared_rows = Store(out / SAMPLES_FILE), Store(out / ROWS_FILE, key_field="row_key")
+    samples_store = Store(out / f"samples.rank{rank}.jsonl")
+    rows_store = Store(out / f"metrics.rank{rank}.jsonl", key_field="row_key")
+    samples_store.records = {**shared_samples.records, **samples_store.records}  # read both, append to our own
+    rows_store.records = {**shared_rows.records, **rows_store.records}
+    for role in ROLES:
+        for set_name, set_examples in example_sets.items():
+            shard = set_examples[rank::world]
+            samples, _ = generate_cached(handles[role], shard, set_name, samples_store, gen)
+            scorer = handles["base"] if set_name == "main" else None
+            score_cached(samples, shard, scorer, verifier, verifier_label, rows_store, spec.batch_size)
+
+
+def _merge_shards(out: Path, world: int) -> dict[str, int]:
+    """Rank 0: append every rank's new records to the shared caches, then remove the rank files;
+    returns how many records each cache gained."""
+    added = {"samples": 0, "metrics": 0, **{f"samples_{role}": 0 for role in ROLES}}
+    for stem, key_field in (("samples", "key"), ("metrics", "row_key")):
+        shared = Store(out / (SAMPLES_FILE if stem == "samples" else ROWS_FILE), key_field=key_field)
+        for rank in range(world):
+            part = out / f"{stem}.rank{rank}.jsonl"
+            if part.exists():
+                new = [r for k, r in Store(part, key_field=key_field).records.items() if shared.get(k) is None]
+                shared.append(new)
+                added[stem] += len(new)
+                for r in new if stem == "samples" else []:
+                    added[f"samples_{r.get('role')}"] = added.get(f"samples_{r.get('role')}", 0) + 1
+                part.unlink()
+    return added
+
+
+def run_audit(spec: AuditSpec) -> dict | None:
     """Run (or resume) an audit and write ``results.json``, ``report.html`` and ``report.md``;
-    returns the results."""
+    returns the results.
+
+    Launched with several processes (``accelerate launch --multi_gpu --num_processes N -m sftlens audit
+    ...`` or ``torchrun --nproc_per_node N -m sftlens audit ...``; one device per rank) each rank
+    generates and scores its share of the examples into its own cache file; rank 0 then merges them,
+    runs the faithfulness battery and writes the reports from the merged caches, so the results equal a
+    one-process run (greedy decoding; sampled batches are drawn per rank). Other ranks return ``None``.
+    """
     started = time.time()
     check_spec(spec)
+    by_ranks: dict[str, int] = {}
+    state = _launched_ranks()
+    if state is not None and spec.device is None:
+        spec = replace(spec, device=str(state.device))
+    if state is not None and state.process_index != 0:
+        spec = replace(spec, show_progress=False)
     out = Path(spec.out)
     data_path = Path(spec.data)
     fields = (spec.fmt, spec.question_field, spec.answer_field, spec.steps_field, spec.step_splitter, spec.id_field)
@@ -71,6 +133,14 @@ def run_audit(spec: AuditSpec) -> dict:
     handles: dict[str, ModelHandle] = {"base": base, "tuned": load_tuned()}
     vocab_note = _vocab_note(base.lm.tokenizer, handles["tuned"].lm.tokenizer)
     out.mkdir(parents=True, exist_ok=True)  # only now that every input is known to be good
+    if state is not None:
+        _generate_and_score_shard(state, out, handles, example_sets, gen, verifier, verifier_label, spec)
+        state.wait_for_everyone()
+        if state.process_index != 0:
+            return None
+        by_ranks = _merge_shards(out, state.num_processes)
+        samples_store = Store(out / SAMPLES_FILE)
+        rows_store = Store(out / ROWS_FILE, key_field="row_key")
     n_all = sum(map(len, example_sets.values()))
     generated = {role: 0 for role in ROLES}
     samples: dict[str, dict[str, list[Sample]]] = {role: {} for role in ROLES}
@@ -112,6 +182,11 @@ def run_audit(spec: AuditSpec) -> dict:
     run = {"generated_new": sum(generated.values()), "generated_new_per_model": generated,
            "reused": 2 * n_all - sum(generated.values()), "scored_new": scored,
            "elapsed_s": round(time.time() - started, 2)}
+    if state is not None:  # what the ranks made counts as new; rank 0's own pass found it all cached
+        run.update(ranks=state.num_processes, generated_new=run["generated_new"] + by_ranks["samples"],
+                   generated_new_per_model={role: generated[role] + by_ranks.get(f"samples_{role}", 0)
+                                            for role in ROLES},
+                   reused=run["reused"] - by_ranks["samples"], scored_new=scored + by_ranks["metrics"])
     results = build_results("models", evidence, inputs=inputs, seed=spec.seed,
                             n_examples_shown=spec.n_examples_shown,
                             faithfulness=_faithfulness_status(spec.faithfulness, faith_module), run=run, notes=notes,
@@ -172,7 +247,8 @@ def audit_predictions(path: str | os.PathLike, out: str | os.PathLike, seed: int
              f"models are paired by {paired_by}"]
     inputs = {"predictions": str(path), "paired_by": paired_by, "n_lines": len(samples), "models": names,
               "verifier": verifier_label, "seed": seed}
-    run = {"generated_new": 0, "scored_new": len(rows), "elapsed_s": round(time.time() - started, 2)}
+    run = {"mode": "predictions", "generated_new": 0, "scored_new": len(rows),
+           "elapsed_s": round(time.time() - started, 2)}
     results = build_results("predictions", evidence, inputs=inputs, seed=seed, n_examples_shown=n_examples_shown,
                             faithfulness={"status": "off", "reason": "saved generations: no model loaded"},
                             run=run, notes=notes)
