@@ -94,3 +94,40 @@ def test_predictions_duplicate_and_bad_json(tmp_path, capsys):
     p.write_text(line + "\n{oops\n")
     assert main(["audit", "--predictions", str(p), "--out", str(tmp_path / "o")]) == 2
     assert ":2: not valid JSON" in capsys.readouterr().err
+
+
+def test_gsm8k_solutions_as_references_score_like_their_bare_answers(tmp_path, capsys):
+    """References as they come: whole GSM8K solutions ('... #### 18') score exactly as the bare answers."""
+    import pytest
+
+    from sftlens.paths import GSM8K_DIR
+
+    src = GSM8K_DIR / "test.jsonl"
+    if not src.exists():
+        pytest.skip(f"{src} not present (the GSM8K test set ships next to CLAIMS.md in ../shared/data/gsm8k)")
+    rows = [json.loads(x) for x in src.read_text().splitlines()[:40]]
+    bare = [r["answer"].split("####")[-1].strip().replace(",", "") for r in rows]
+    # half the completions right, half wrong; the solutions' own numbers (e.g. 48/2 = 24) are no answers
+    comps = [f"so the answer is {b}" if i % 2 else f"A: {int(float(b)) + 1}" for i, b in enumerate(bare)]
+    scores = {}
+    for kind in ("solution", "bare"):
+        path = tmp_path / f"{kind}.jsonl"
+        with open(path, "w") as f:
+            for i, (r, b, c) in enumerate(zip(rows, bare, comps)):
+                f.write(json.dumps({"id": str(i), "question": r["question"], "completion": c,
+                                    "reference": r["answer"] if kind == "solution" else b}) + "\n")
+        assert main(["audit", "--predictions", str(path), "--out", str(tmp_path / kind)]) == 0
+        assert "scored 40 saved generations" in capsys.readouterr().out
+        metrics = [json.loads(x) for x in (tmp_path / kind / "metrics.jsonl").read_text().splitlines()]
+        scores[kind] = [(m["id"], m["correct"]) for m in metrics]
+    assert scores["solution"] == scores["bare"]
+    assert sum(c for _, c in scores["bare"]) == 20  # the checks bite: right and wrong both occur
+
+
+def test_a_reference_without_a_single_final_answer_is_refused(tmp_path, capsys):
+    path = tmp_path / "p.jsonl"
+    path.write_text(json.dumps({"question": "q", "completion": "A: 24", "reference": "48/2 = 24 clips"}) + "\n")
+    assert main(["audit", "--predictions", str(path), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert f"{path}:1: field 'reference':" in err and "marks none as the final answer" in err
+    assert not (tmp_path / "out").exists()

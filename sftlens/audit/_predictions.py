@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 from typing import NamedTuple
 
+from ..core.format import reference_answer
 from ..core.record import Example, RecordError, Sample, iter_dicts
 from ..metrics.reasoning import make_sample
 from ._cache import content_hash
@@ -27,6 +28,8 @@ def parse_prediction(record, where: str, lineno: int) -> Prediction:
 
     >>> parse_prediction({"question": "q", "completion": "A: 2", "reference": 2}, "p.jsonl:1", 1)
     Prediction(lineno=1, question='q', completion='A: 2', reference='2', model='model', id=None)
+    >>> parse_prediction({"question": "q", "completion": "A: 3", "reference": "1 + 2 = 3\\n#### 3"}, "p.jsonl:2", 2).reference
+    '3'
     >>> parse_prediction({"question": "q", "completion": "c"}, "p.jsonl:3", 3)
     Traceback (most recent call last):
     ...
@@ -46,6 +49,10 @@ def parse_prediction(record, where: str, lineno: int) -> Prediction:
         reference = str(reference)
     if not isinstance(reference, str) or not reference.strip():
         raise RecordError(f"{where}: field 'reference': expected a non-empty string or a number")
+    try:  # the same final-answer rules as a completion: a whole GSM8K solution is a valid reference
+        reference = reference_answer(reference)
+    except ValueError as e:
+        raise RecordError(f"{where}: field 'reference': {e}") from None
     model = record.get("model", "model")
     if not isinstance(model, str) or not model:
         raise RecordError(f"{where}: field 'model': expected a non-empty string")

@@ -87,8 +87,11 @@ def run(args) -> int:
                          steps_field=args.steps_field, step_splitter=args.step_splitter, id_field=args.id_field,
                          n_examples_shown=args.examples, show_progress=not args.no_progress)
         res = run_audit(spec)
+        if res is None:  # a rank other than 0 of a multi-process launch: rank 0 reports
+            return 0
     print(res["verdict"]["text"])
     run_ = res.get("run", {})
-    print(f"generated {run_.get('generated_new', 0)} new samples; report: {args.out}/report.html, "
-          f"{args.out}/report.md, {args.out}/results.json")
+    done = (f"scored {run_.get('scored_new', 0)} saved generations" if args.predictions
+            else f"generated {run_.get('generated_new', 0)} new samples")
+    print(f"{done}; report: {args.out}/report.html, {args.out}/report.md, {args.out}/results.json")
     return 0

@@ -105,6 +105,81 @@ def normalize_answer(ans: str | None) -> str | None:
     return s or None
 
 
+_THINK_RE = re.compile(r"<think>(.*?)(?:</think>|$)", re.S)
+
+
+def split_thinking(text: str) -> tuple[str | None, str]:
+    """``(thinking, visible)``: what a reasoning model wrote inside ``<think>...</think>`` (``None``
+    without such a block; an unclosed block runs to the end) and the rest, where answers are read.
+
+    >>> split_thinking("<think>hmm, 3 + 4 = 7</think>\\nA: 7")
+    ('hmm, 3 + 4 = 7', '\\nA: 7')
+    >>> split_thinking("<think>still thinking 12")
+    ('still thinking 12', '')
+    >>> split_thinking("A: 7")
+    (None, 'A: 7')
+    """
+    m = _THINK_RE.search(text)
+    if m is None:
+        return None, text
+    return m.group(1).strip(), text[:m.start()] + text[m.end():]
+
+
+_BOXED_RE = re.compile(r"\\boxed\{((?:[^{}]|\{[^{}]*\})*)\}")
+_THE_ANSWER_RE = re.compile(r"the (?:final )?answer is\s*:?\s*([^\n]*)", re.I)
+
+
+def marked_answer(text: str) -> str | None:
+    """The answer ``text`` marks as final, by the first rule that applies: an ``A:`` line, ``#### N``,
+    the last ``\\boxed{...}``, the last "the answer is ..."; ``None`` when no answer is marked.
+    The same rules read a model's completion and a reference solution.
+
+    >>> marked_answer("2 * 4 = 8\\nA: 8")
+    '8'
+    >>> marked_answer("Natalia sold 48/2 = 24 clips.\\n#### 72")
+    '72'
+    >>> marked_answer("so the total is \\\\boxed{\\\\frac{1}{2}}.")
+    '\\\\frac{1}{2}'
+    >>> marked_answer("The answer is 18 apples.")
+    '18 apples.'
+    >>> marked_answer("10 + 8 = 18") is None
+    True
+    """
+    _, ans = parse_completion(text)
+    if ans is not None:
+        return ans
+    if "####" in text:
+        return text.partition("####")[2].strip().split("\n")[0]
+    boxed = _BOXED_RE.findall(text)
+    if boxed:
+        return boxed[-1].strip()
+    said = _THE_ANSWER_RE.findall(text)
+    return said[-1].strip() if said else None
+
+
+def reference_answer(text: str) -> str:
+    """The normalised final answer of a reference: its marked answer (:func:`marked_answer`), else the
+    whole text when it holds at most one number. ``ValueError`` when neither gives a single answer —
+    never a silent first number.
+
+    >>> reference_answer("Natalia sold 48/2 = 24 clips.\\n#### 72"), reference_answer("$1,200"), reference_answer("Paris")
+    ('72', '1200', 'paris')
+    >>> reference_answer("48/2 = 24 clips")
+    Traceback (most recent call last):
+    ...
+    ValueError: '48/2 = 24 clips' holds 3 numbers and marks none as the final answer (valid: the bare answer, or a solution ending in '#### N', 'A: N', '\\boxed{N}' or 'The answer is N')
+    """
+    marked = marked_answer(text)
+    if marked is not None and normalize_answer(marked) is not None:
+        return normalize_answer(marked)
+    numbers = _NUM_RE.findall(text)
+    if len(numbers) > 1 or normalize_answer(text) is None:
+        short = text if len(text) <= 60 else text[:57] + "..."
+        raise ValueError(f"{short!r} holds {len(numbers)} numbers and marks none as the final answer (valid: the "
+                         "bare answer, or a solution ending in '#### N', 'A: N', '\\boxed{N}' or 'The answer is N')")
+    return normalize_answer(text)
+
+
 def last_number(text: str) -> str | None:
     """The last number in ``text`` (the "flexible" answer extraction), or ``None``.
 

@@ -21,7 +21,7 @@ class Metric(NamedTuple):
 
 
 CATALOGUE: dict[str, Metric] = {m.name: m for m in [
-    Metric("correct", "accuracy (strict: answer after A:/####)", "pct", +1, "score"),
+    Metric("correct", "accuracy (strict: the answer marked as final)", "pct", +1, "score"),
     Metric("flexible_correct", "accuracy (flexible: last number)", "pct", +1, "score"),
     Metric("format_gap", "format gap (flexible − strict)", "pct", -1, "audit"),
     Metric("answered", "answered in the expected format", "pct", +1, "audit"),

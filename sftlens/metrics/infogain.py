@@ -83,15 +83,36 @@ class _Layout:
     answer_ids: list[int]
 
 
+def answer_in_context(tokenizer, context: str, answer: str, add_special_tokens: bool = True) -> list[int]:
+    """The ids of ``" " + answer`` as they come after ``context``: ``context + " " + answer`` is encoded
+    whole and the context's own ids are cut off (as lm-evaluation-harness encodes a continuation), so a
+    SentencePiece or BPE tokenizer that treats a text-initial space differently, or merges across the
+    boundary, gives the answer's ids as the model sees them after the context.
+
+    >>> from sftlens.models.tiny import build_tokenizer
+    >>> tok = build_tokenizer(["A: 18"])
+    >>> tok.convert_ids_to_tokens(answer_in_context(tok, "A:", "18"))
+    ['▁1', '8']
+    """
+    ctx = tokenizer(context, add_special_tokens=add_special_tokens)["input_ids"]
+    whole = tokenizer(context + " " + answer, add_special_tokens=add_special_tokens)["input_ids"]
+    return whole[len(ctx):]
+
+
 def _layouts(tokenizer, items: list[tuple[Example, list[str], str]], chat_format=None) -> list[_Layout | None]:
-    """Token layouts of every chain; tokenised in two batched calls (prefixes, answers). ``None``
-    marks a chain whose tokenisation is not prefix-stable (scored the naive way instead)."""
+    """Token layouts of every chain; tokenised in batched calls (prefixes, prefixes + "A:", answers in
+    context). ``None`` marks a chain whose tokenisation is not prefix-stable (scored the naive way)."""
     fmt = chat_format or (lambda s: s)
+    special = chat_format is None  # a chat template writes its own BOS: never a second one
     prefixes = [[fmt(prompt_text(ex)) + steps_text(steps[:k]) for k in range(len(steps) + 1)] for ex, steps, _ in items]
     flat = [p for ps in prefixes for p in ps]
-    enc = tokenizer(flat + [p + ANSWER_MARK for p in flat])["input_ids"]
+    enc = tokenizer(flat + [p + ANSWER_MARK for p in flat], add_special_tokens=special)["input_ids"]
     pre_ids, ctx_ids = enc[:len(flat)], enc[len(flat):]
-    answers = tokenizer([" " + a for _, _, a in items], add_special_tokens=False)["input_ids"]
+    # the answer as it follows "A:" (the same after every prefix): encoded in the context of the full chain
+    whole = tokenizer([ps[-1] + ANSWER_MARK + " " + a for ps, (_, _, a) in zip(prefixes, items)],
+                      add_special_tokens=special)["input_ids"]
+    n_ctx = [len(ctx_ids[j - 1]) for j in _running_ends(prefixes)]
+    answers = [w[n:] for w, n in zip(whole, n_ctx)]
     out: list[_Layout | None] = []
     i = 0
     for (ex, _, _), ps, ans in zip(items, prefixes, answers):
@@ -103,6 +124,19 @@ def _layouts(tokenizer, items: list[tuple[Example, list[str], str]], chat_format
         ok = all(c[:len(p)] == p for p, c in zip(pids, cids)) and _shareable(lay)
         out.append(lay if ok else None)
     return out
+
+
+def _running_ends(groups: list[list]) -> list[int]:
+    """Index, in the flattened list, one past each group's last element.
+
+    >>> _running_ends([[1, 2], [3], [4, 5, 6]])
+    [2, 3, 6]
+    """
+    ends, n = [], 0
+    for g in groups:
+        n += len(g)
+        ends.append(n)
+    return ends
 
 
 def _shareable(lay: _Layout) -> bool:
@@ -215,11 +249,13 @@ def prefix_scores_naive(model, tokenizer, items: list[tuple[Example, list[str], 
     dev = next(model.parameters()).device
     fmt = chat_format or (lambda s: s)
     out = []
+    special = chat_format is None
     for ex, steps, answer in items:
-        ans = tokenizer(" " + answer, add_special_tokens=False)["input_ids"]
+        ans = answer_in_context(tokenizer, fmt(prompt_text(ex)) + steps_text(steps) + ANSWER_MARK, answer, special)
         logps, ppls = [], []
         for k in range(len(steps) + 1):
-            ctx = tokenizer(fmt(prompt_text(ex)) + steps_text(steps[:k]) + ANSWER_MARK)["input_ids"]
+            ctx = tokenizer(fmt(prompt_text(ex)) + steps_text(steps[:k]) + ANSWER_MARK,
+                            add_special_tokens=special)["input_ids"]
             ids = torch.tensor([ctx + ans], device=dev)
             lp = torch.log_softmax(model(input_ids=ids).logits[0].float(), -1).cpu()
             tok = [lp[t - 1, ids[0, t].item()].item() for t in range(1, ids.shape[1])]

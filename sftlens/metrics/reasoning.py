@@ -7,26 +7,32 @@ from __future__ import annotations
 
 import math
 
-from ..core.format import last_number, normalize_answer, parse_completion
+from ..core.format import last_number, marked_answer, normalize_answer, parse_completion, split_thinking
 from ..core.record import Example, Sample
 from ..tasks.base import StepCheck
 
 
 def make_sample(ex: Example, model: str, prompt: str, completion: str, **meta) -> Sample:
-    """Parse a completion into a :class:`Sample` (strict answer after ``A:`` or ``####``, flexible
-    answer = the last number).
+    """Parse a completion into a :class:`Sample` (strict answer: the one the text marks as final — after
+    ``A:`` or ``####``, in ``\\boxed{}``, after "the answer is"; flexible answer: the last number).
 
     >>> s = make_sample(Example(id="1", task="t", question="q", answer="8"), "m", "Q: q\\n", "2 * 4 = 8\\nA: 8")
     >>> (s.steps, s.answer, s.correct)
     (['2 * 4 = 8'], '8', True)
+    >>> t = make_sample(Example(id="1", task="t", question="q", answer="8"), "m", "Q: q\\n", "<think>maybe 9</think>A: 8")
+    >>> (t.answer, t.flexible_answer, t.meta["think_chars"])
+    ('8', '8', 7)
     """
-    steps, ans = parse_completion(completion)
-    if ans is None and "####" in completion:
-        head, _, tail = completion.partition("####")
-        steps = [s.strip() for s in head.split("\n") if s.strip()]
-        ans = tail.strip().split("\n")[0]
+    thinking, visible = split_thinking(completion)  # a reasoning model's <think> block is not its answer
+    if thinking is not None:
+        meta["think_chars"] = len(thinking)
+    steps, ans = parse_completion(visible)
+    if ans is None:  # '#### N', '\boxed{N}' or 'the answer is N' (core.format.marked_answer)
+        ans = marked_answer(visible)
+        if "####" in visible:
+            steps = [s.strip() for s in visible.partition("####")[0].split("\n") if s.strip()]
     return Sample(id=ex.id, model=model, task=ex.task, prompt=prompt, completion=completion, steps=steps,
-                  answer=normalize_answer(ans), flexible_answer=last_number(completion),
+                  answer=normalize_answer(ans), flexible_answer=last_number(visible),
                   reference=normalize_answer(ex.answer) or "", meta=dict(meta))
 
 

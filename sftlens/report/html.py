@@ -300,8 +300,7 @@ interval (green: interval above zero, red: below zero).</p>
 {"<h2>Plots</h2><div class='grid'>" + figs + "</div>" if figs else ""}
 {_examples_html(results)}
 <h2>Notes</h2><ul class="notes">{notes}</ul>
-<footer>generated {_e(run.get('generated_new', 0))} new samples, reused {_e(run.get('reused', 0))} ·
-scored {_e(run.get('scored_new', 0))} new rows · {_e(run.get('elapsed_s', ''))} s · sftlens results schema {_e(results.get('schema'))}</footer>
+<footer>{_e(_run_line(run))} · {_e(run.get('elapsed_s', ''))} s · sftlens results schema {_e(results.get('schema'))}</footer>
 </main></body></html>
 """
 
@@ -309,6 +308,20 @@ scored {_e(run.get('scored_new', 0))} new rows · {_e(run.get('elapsed_s', ''))}
 # ---------------------------------------------------------------------------------------------
 # Markdown
 # ---------------------------------------------------------------------------------------------
+
+def _run_line(run: dict) -> str:
+    """What the run did: generations made and reused, or (saved generations) rows scored.
+
+    >>> _run_line({"generated_new": 0, "reused": 0, "scored_new": 2, "mode": "predictions"})
+    'scored 2 saved generations'
+    >>> _run_line({"generated_new": 4, "reused": 2, "scored_new": 4})
+    'generated 4 new samples, reused 2; scored 4 new rows'
+    """
+    if run.get("mode") == "predictions":
+        return f"scored {run.get('scored_new', 0)} saved generations"
+    return (f"generated {run.get('generated_new', 0)} new samples, reused {run.get('reused', 0)}; "
+            f"scored {run.get('scored_new', 0)} new rows")
+
 
 def _md(x: Any) -> str:
     return str(x).replace("|", "\\|").replace("\n", " ")
@@ -340,8 +353,8 @@ def render_markdown(results: dict) -> str:
                 mc = c.get("mcnemar", {}).get(test)
                 cells.append(f"{fmt_p(mc['p_value'])} ({mc['b10']} lost / {mc['b01']} gained)" if mc else "n/a")
             out.append("| " + " | ".join(map(_md, cells)) + " |")
-    out.append("| examples | " + " | ".join(str(m.get("n")) for m in models) + " | " +
-               " | ".join(f"{c.get('n_pairs')} pairs" for c in comps) + " |")
+    out.append("| " + " | ".join(["examples", *(str(m.get("n")) for m in models),
+                                   *(f"{c.get('n_pairs')} pairs" for c in comps)]) + " |")
     var = results.get("variants") or {}
     if var:
         out += ["", "## Variant gaps", "", "| variant | model | accuracy | gap (in-dist − variant) |", "|---|---|---:|---:|"]
@@ -379,6 +392,5 @@ def render_markdown(results: dict) -> str:
                 out.append("")
     out += ["## Notes", ""] + [f"- {_md(n)}" for n in results.get("notes", [])]
     run = results.get("run", {})
-    out += ["", f"_generated {run.get('generated_new', 0)} new samples, reused {run.get('reused', 0)}; "
-                f"scored {run.get('scored_new', 0)} new rows_", ""]
+    out += ["", f"_{_run_line(run)}_", ""]
     return "\n".join(out)
