@@ -87,8 +87,9 @@ def _merge_shards(out: Path, world: int) -> dict[str, int]:
                 new = [r for k, r in Store(part, key_field=key_field).records.items() if shared.get(k) is None]
                 shared.append(new)
                 added[stem] += len(new)
-                for r in new if stem == "samples" else []:
-                    added[f"samples_{r.get('role')}"] = added.get(f"samples_{r.get('role')}", 0) + 1
+                if stem == "samples":
+                    for r in new:
+                        added[f"samples_{r['role']}"] += 1
                 part.unlink()
     return added
 

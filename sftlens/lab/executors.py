@@ -71,7 +71,12 @@ def _process(jobs: list[Job], threads: int, workers: int, console, address: str 
     try:
         with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")) as pool:
             futures = {pool.submit(run_job, job, threads): job for job in jobs}
-            _wait_with_progress(futures, console, wait, FIRST_EXCEPTION)
+
+            def wait_some(pending):
+                done, rest = wait(pending, timeout=2.0, return_when=FIRST_EXCEPTION)
+                return list(done), list(rest)
+
+            _follow(futures, wait_some, lambda f: f.result(), console)
     finally:
         for k, v in old.items():
             if v is None:
@@ -100,21 +105,22 @@ def _stages_done(job: Job) -> str:
     return f"{len(names)} stages done" + (f", last: {names[-1]}" if names else "")
 
 
-def _wait_with_progress(futures: dict, console, wait, first_exception) -> None:
-    """Wait for every future with one progress row per job (its finished stages, from the run folder,
-    every 2 s); the first failure is raised."""
+def _follow(jobs: dict, wait_some: Callable, result: Callable, console) -> None:
+    """Wait for every job (``jobs``: handle -> :class:`Job`) with one progress row each, showing its
+    finished stages (read from the run folder every 2 s). ``wait_some(pending) -> (done, pending)``
+    waits up to 2 s; ``result(handle)`` re-raises the job's exception, so the first failure ends the run."""
     from ..core.console import progress
 
-    pending = set(futures)
+    pending = list(jobs)
     with progress(console) as prog:
-        rows = {f: prog.add_task(f"job: {job.label()}", total=1, info="") for f, job in futures.items()}
+        rows = {h: prog.add_task(f"job: {job.label()}", total=1, info="") for h, job in jobs.items()}
         while pending:
-            done, pending = wait(pending, timeout=2.0, return_when=first_exception)
-            for f in done:
-                f.result()  # re-raises a job's exception here
-                prog.update(rows[f], completed=1, info=_stages_done(futures[f]))
-            for f in pending:
-                prog.update(rows[f], info=_stages_done(futures[f]))
+            done, pending = wait_some(pending)
+            for h in done:
+                result(h)
+                prog.update(rows[h], completed=1, info=_stages_done(jobs[h]))
+            for h in pending:
+                prog.update(rows[h], info=_stages_done(jobs[h]))
 
 
 def _ray(jobs: list[Job], threads: int, workers: int, console, address: str | None) -> None:
@@ -126,29 +132,22 @@ def _ray(jobs: list[Job], threads: int, workers: int, console, address: str | No
         raise UserError("--executor ray needs Ray: pip install 'sftlens[ray]' (or pip install ray)") from None
     started = not ray.is_initialized()
     if started:
-        kw = {"address": address} if address else {"num_cpus": workers}
         import logging
 
+        kw = {"address": address} if address else {"num_cpus": workers}
         ray.init(include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR, **kw,
                  runtime_env={"env_vars": {"OMP_NUM_THREADS": str(threads), "TOKENIZERS_PARALLELISM": "false"}})
     try:
         remote = ray.remote(num_cpus=threads, max_retries=0)(run_job)
         refs = {remote.remote(job, threads): job for job in jobs}
-        from ..core.console import progress
 
-        pending = list(refs)
-        with progress(console) as prog:
-            rows = {r: prog.add_task(f"ray job: {job.label()}", total=1, info="") for r, job in refs.items()}
-            while pending:
-                done, pending = ray.wait(pending, num_returns=1, timeout=2.0)
-                for r in done:
-                    try:
-                        ray.get(r)
-                    except ray.exceptions.RayTaskError as e:  # the job's own exception, as raised there
-                        raise e.as_instanceof_cause() from None
-                    prog.update(rows[r], completed=1, info=_stages_done(refs[r]))
-                for r in pending:
-                    prog.update(rows[r], info=_stages_done(refs[r]))
+        def result(ref):
+            try:
+                ray.get(ref)
+            except ray.exceptions.RayTaskError as e:  # the job's own exception, as raised there
+                raise e.as_instanceof_cause() from None
+
+        _follow(refs, lambda pending: ray.wait(pending, num_returns=1, timeout=2.0), result, console)
     finally:
         if started:
             ray.shutdown()
@@ -168,4 +167,19 @@ def run_jobs(jobs: list[Job], executor: str = "serial", workers: int = 1, thread
     EXECUTORS[executor](jobs, threads, min(workers, len(jobs)) or 1, console, address)
 
 
-__all__ = ["EXECUTORS", "Job", "run_job", "run_jobs"]
+def run_lab_jobs(labs: list, preset: str, executor: str | None, workers: int = 1, threads: int = 1, console=None,
+                 address: str | None = None) -> None:
+    """Every world of every seed's run (``labs``: one :class:`~sftlens.lab.runner.Lab` per seed) as one job
+    on ``executor`` (nothing when it is ``None``: the labs then run everything themselves). Each world's
+    settings are checked here first, so a mismatch is refused before any job starts."""
+    if executor is None:
+        return
+    jobs = []
+    for lab in labs:
+        for world in [lab.world_name, *lab.other_worlds()]:
+            lab.world_run(world).check_config()
+            jobs.append(Job(out=str(lab.out), preset=preset, seed=lab.seed, world=world))
+    run_jobs(jobs, executor=executor, workers=workers, threads=threads, console=console, address=address)
+
+
+__all__ = ["EXECUTORS", "Job", "run_job", "run_jobs", "run_lab_jobs"]

@@ -456,6 +456,7 @@ def run_lab(out: str | Path, preset: str = "quick", seed: int | None = None, see
     """
     from ..core.checks import check_output_path, check_seed
     from ..core.errors import UserError
+    from .executors import run_lab_jobs
 
     out = Path(out)
     if seeds is None:
@@ -467,7 +468,7 @@ def run_lab(out: str | Path, preset: str = "quick", seed: int | None = None, see
     check_output_path(out, kind="dir")
     if len(seeds) == 1:
         lab = Lab(out=out, preset=get_preset(preset, seeds[0]), seed=seeds[0], console=console)
-        _run_jobs([lab], preset, executor, workers, threads, console, address)
+        run_lab_jobs([lab], preset, executor, workers, threads, console, address)
         return lab.run()
     config = {"preset": preset, "seeds": list(seeds)}
     path = out / "config.json"
@@ -479,26 +480,10 @@ def run_lab(out: str | Path, preset: str = "quick", seed: int | None = None, see
     atomic_write_json(path, config)
     each = get_preset(preset).per_seed or preset
     labs = [Lab(out=out / f"seed_{s}", preset=get_preset(each, s), seed=s, console=console) for s in seeds]
-    _run_jobs(labs, each, executor, workers, threads, console, address)
+    run_lab_jobs(labs, each, executor, workers, threads, console, address)
     for lab in labs:
         lab.run()  # each seed's own results.json and report.md, with its single-seed verdicts
     return labs[0].run(seed_runs=labs, out=out, preset_name=preset)
 
 
 __all__ = ["Lab", "LabConfigMismatch", "run_lab"]
-
-
-def _run_jobs(labs: list[Lab], preset: str, executor: str | None, workers: int, threads: int, console,
-              address: str | None) -> None:
-    """Every world of every seed's run as one job on ``executor`` (nothing when it is ``None``). Each
-    world's settings are checked here first, so a mismatch is refused before any job starts."""
-    if executor is None:
-        return
-    from .executors import Job, run_jobs
-
-    jobs = []
-    for lab in labs:
-        for world in [lab.world_name, *lab.other_worlds()]:
-            lab.world_run(world).check_config()
-            jobs.append(Job(out=str(lab.out), preset=preset, seed=lab.seed, world=world))
-    run_jobs(jobs, executor=executor, workers=workers, threads=threads, console=console, address=address)
