@@ -56,13 +56,12 @@ def _launched_ranks():
     return PartialState(cpu=not torch.cuda.is_available())
 
 
-def _generate_and_score_shard(state, out: Path, handles: dict, example_sets: dict, gen, verifier, verifier_label,
-                              spec: AuditSpec) -> None:
+def _generate_and_score_shard(state, out: Path, shared_samples: Store, shared_rows: Store, handles: dict,
+                              example_sets: dict, gen, verifier, verifier_label, spec: AuditSpec) -> None:
     """This rank's share of the work (every ``num_processes``-th example of each set, from its
     ``process_index``): generations and metric rows go to ``samples.rank<r>.jsonl`` and
     ``metrics.rank<r>.jsonl``; what the shared caches already hold is not redone."""
     rank, world = state.process_index, state.num_processes
-    shared_samples, shared_rows = Store(out / SAMPLES_FILE), Store(out / ROWS_FILE, key_field="row_key")
     samples_store = Store(out / f"samples.rank{rank}.jsonl")
     rows_store = Store(out / f"metrics.rank{rank}.jsonl", key_field="row_key")
     samples_store.records = {**shared_samples.records, **samples_store.records}  # read both, append to our own
@@ -135,7 +134,8 @@ def run_audit(spec: AuditSpec) -> dict | None:
     vocab_note = _vocab_note(base.lm.tokenizer, handles["tuned"].lm.tokenizer)
     out.mkdir(parents=True, exist_ok=True)  # only now that every input is known to be good
     if state is not None:
-        _generate_and_score_shard(state, out, handles, example_sets, gen, verifier, verifier_label, spec)
+        _generate_and_score_shard(state, out, samples_store, rows_store, handles, example_sets, gen, verifier,
+                                  verifier_label, spec)
         state.wait_for_everyone()
         if state.process_index != 0:
             return None
@@ -185,7 +185,7 @@ def run_audit(spec: AuditSpec) -> dict | None:
            "elapsed_s": round(time.time() - started, 2)}
     if state is not None:  # what the ranks made counts as new; rank 0's own pass found it all cached
         run.update(ranks=state.num_processes, generated_new=run["generated_new"] + by_ranks["samples"],
-                   generated_new_per_model={role: generated[role] + by_ranks.get(f"samples_{role}", 0)
+                   generated_new_per_model={role: generated[role] + by_ranks[f"samples_{role}"]
                                             for role in ROLES},
                    reused=run["reused"] - by_ranks["samples"], scored_new=scored + by_ranks["metrics"])
     results = build_results("models", evidence, inputs=inputs, seed=spec.seed,

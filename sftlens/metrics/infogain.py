@@ -111,32 +111,18 @@ def _layouts(tokenizer, items: list[tuple[Example, list[str], str]], chat_format
     # the answer as it follows "A:" (the same after every prefix): encoded in the context of the full chain
     whole = tokenizer([ps[-1] + ANSWER_MARK + " " + a for ps, (_, _, a) in zip(prefixes, items)],
                       add_special_tokens=special)["input_ids"]
-    n_ctx = [len(ctx_ids[j - 1]) for j in _running_ends(prefixes)]
-    answers = [w[n:] for w, n in zip(whole, n_ctx)]
     out: list[_Layout | None] = []
     i = 0
-    for (ex, _, _), ps, ans in zip(items, prefixes, answers):
-        if not ans:
-            raise ValueError(f"example {ex.id}: empty answer cannot be scored")
+    for (ex, _, _), ps, w in zip(items, prefixes, whole):
         pids, cids = pre_ids[i:i + len(ps)], ctx_ids[i:i + len(ps)]
         i += len(ps)
+        ans = w[len(cids[-1]):]  # the whole text's ids after the full chain + "A:"
+        if not ans:
+            raise ValueError(f"example {ex.id}: empty answer cannot be scored")
         lay = _Layout(pids, [c[len(p):] for p, c in zip(pids, cids)], ans)
         ok = all(c[:len(p)] == p for p, c in zip(pids, cids)) and _shareable(lay)
         out.append(lay if ok else None)
     return out
-
-
-def _running_ends(groups: list[list]) -> list[int]:
-    """Index, in the flattened list, one past each group's last element.
-
-    >>> _running_ends([[1, 2], [3], [4, 5, 6]])
-    [2, 3, 6]
-    """
-    ends, n = [], 0
-    for g in groups:
-        n += len(g)
-        ends.append(n)
-    return ends
 
 
 def _shareable(lay: _Layout) -> bool:
