@@ -131,3 +131,62 @@ def test_a_reference_without_a_single_final_answer_is_refused(tmp_path, capsys):
     err = capsys.readouterr().err
     assert f"{path}:1: field 'reference':" in err and "marks none as the final answer" in err
     assert not (tmp_path / "out").exists()
+
+
+# (reference as written, completion, math-verify's judgement, exact match's judgement)
+EQUIVALENCE_CASES = [
+    ("\\frac{1}{5}", "A: 1/5", True, True),         # exact reads '1' vs '1': right for the wrong reason...
+    ("1/5", "A: 1/7", False, True),                  # ...as here: exact match's false positive
+    ("0.5", "A: .5", True, False),
+    ("15", "A: 1,5", False, True),                   # '1,5' is not fifteen
+    ("18", "A: 10 + 8 = 18", True, False),
+    ("29", "A: $29.00", True, True),
+    ("10%", "A: 10", True, True),
+    ("5/2", "A: 2\\frac{1}{2}", True, False),        # mixed number
+    ("1200", "so the answer is \\boxed{1,200}", True, True),
+    ("\\frac{1}{2004!}", "A: \\frac{1}{2006!}", False, True),  # math-verify's rounding false positive
+    ("7", "<think>A: 7</think> A: 8", False, False),  # the answer after the thinking counts
+]
+
+
+def test_math_equivalence_is_the_default_and_strict_is_kept(tmp_path, capsys):
+    p = tmp_path / "preds.jsonl"
+    with open(p, "w") as f:
+        for i, (ref, completion, _, _) in enumerate(EQUIVALENCE_CASES):
+            f.write(json.dumps({"id": str(i), "question": f"q{i}", "completion": completion, "reference": ref}) + "\n")
+    out, strict_out = tmp_path / "math", tmp_path / "strict"
+    assert main(["audit", "--predictions", str(p), "--out", str(out)]) == 0
+    assert main(["audit", "--predictions", str(p), "--out", str(strict_out), "--equivalence", "strict"]) == 0
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [bool(r["correct"]) for r in rows] == [c[2] for c in EQUIVALENCE_CASES]
+    assert [bool(r["exact_correct"]) for r in rows] == [c[3] for c in EQUIVALENCE_CASES]
+    disagree = sum(c[2] != c[3] for c in EQUIVALENCE_CASES)
+    met = json.loads((out / "results.json").read_text())["models"]["model"]["metrics"]
+    assert abs(met["judges_disagree"]["mean"] - disagree / len(EQUIVALENCE_CASES)) < 1e-12
+    assert abs(met["correct"]["mean"] - sum(c[2] for c in EQUIVALENCE_CASES) / len(EQUIVALENCE_CASES)) < 1e-12
+    assert "math-verify and exact match disagree" in (out / "report.md").read_text()
+    strict = json.loads((strict_out / "results.json").read_text())
+    assert strict["inputs"]["equivalence"] == "strict" and "judges_disagree" not in strict["models"]["model"]["metrics"]
+    assert abs(strict["models"]["model"]["metrics"]["correct"]["mean"]
+               - sum(c[3] for c in EQUIVALENCE_CASES) / len(EQUIVALENCE_CASES)) < 1e-12
+
+
+def test_math_equivalence_works_off_the_main_thread():
+    """math-verify's own timeouts use SIGALRM, which raises off the main thread; ours are off."""
+    import threading
+
+    from sftlens.metrics.equivalence import math_equivalent
+
+    math_equivalent.cache_clear()
+    results, errors = [], []
+
+    def judge():
+        try:
+            results.append((math_equivalent("\\frac{3}{4}", "0.75"), math_equivalent("3/4", "0.7")))
+        except Exception as e:  # noqa: BLE001 - the test reports whatever went wrong
+            errors.append(e)
+
+    t = threading.Thread(target=judge)
+    t.start()
+    t.join()
+    assert errors == [] and results == [(True, False)]

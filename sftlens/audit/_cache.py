@@ -93,6 +93,8 @@ def sample_key(identity: str, name: str, revision: str | None, adapter: str | No
                          "prompt": prompt, "gen": gen})
 
 
-def row_key(sample: str, scorer: str | None, verifier: str) -> str:
-    """Cache key of one metric row: the sample's key, the scorer's identity and the verifier label."""
-    return content_hash({"sample": sample, "scorer": scorer, "verifier": verifier})
+def row_key(sample: str, scorer: str | None, verifier: str, equivalence: str = "strict") -> str:
+    """Cache key of one metric row: the sample's key, the scorer's identity, the verifier label and
+    the answer equivalence (``strict`` keys as before it existed, so older caches stay valid)."""
+    key = {"sample": sample, "scorer": scorer, "verifier": verifier}
+    return content_hash(key if equivalence == "strict" else {**key, "equivalence": equivalence})

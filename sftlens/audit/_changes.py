@@ -47,18 +47,23 @@ def biggest_changes(samples_a: list[Sample], samples_b: list[Sample], rows_a: li
         if chain_b["gains"]:
             negative = sorted((g, i) for i, g in enumerate(chain_b["gains"]) if g is not None and g < 0)
             lost = [i for _, i in negative[:2]]
-        changes.append({"id": sample_b.id, "question": _question_of(sample_b), "reference": sample_b.reference,
+        changes.append({"id": sample_b.id, "question": _question_of(sample_b), "reference": sample_b.meta.get("reference_text", sample_b.reference),
                         "a": _chain_view(sample_a, row_a), "b": chain_b, "delta_correct": delta_correct,
                         "delta_ig_mean": None if math.isnan(delta_gain) else delta_gain, "lost_steps_b": lost})
     return changes
 
 
 def _chain_view(sample: Sample, row: dict) -> dict:
-    """One model's chain as the report shows it: text, steps, answers, per-step gains and validity."""
+    """One model's chain as the report shows it: text, steps, answers (as written, and normalised),
+    correctness as the row judged it, per-step gains and validity."""
+    from ..core.format import marked_answer, split_thinking
+
     gains = row.get("ig_gains") if isinstance(row.get("ig_gains"), list) else None
     valid = row.get("step_valid") if isinstance(row.get("step_valid"), list) else None
-    return {"completion": sample.completion, "steps": sample.steps, "answer": sample.answer,
-            "flexible_answer": sample.flexible_answer, "correct": sample.correct,
+    written = marked_answer(split_thinking(sample.completion)[1])
+    return {"completion": sample.completion, "steps": sample.steps,
+            "answer": written.strip() if written is not None else sample.answer, "normalised_answer": sample.answer,
+            "flexible_answer": sample.flexible_answer, "correct": bool(row.get("correct", sample.correct)),
             "flexible_correct": sample.flexible_correct, "gains": gains, "step_valid": valid,
             "ig_mean": None if math.isnan(as_float(row.get("ig_mean"))) else row.get("ig_mean")}
 

@@ -10,7 +10,8 @@ from ..metrics.stats import Estimate, bootstrap_mean, mcnemar, paired_difference
 
 # metric name -> (label, unit), from the one catalogue (sftlens.metrics.catalogue)
 METRICS: dict[str, tuple[str, str]] = {n: (CATALOGUE[n].label, CATALOGUE[n].unit) for n in names("score", "audit")}
-TEXT_METRICS = ("correct", "flexible_correct", "format_gap", "answered", "validity", "chain_valid", "n_steps")
+TEXT_METRICS = ("correct", "exact_correct", "judges_disagree", "flexible_correct", "format_gap", "answered", "validity",
+                "chain_valid", "n_steps")
 FAITH_METRICS: dict[str, tuple[str, str]] = {n: (CATALOGUE[n].label, CATALOGUE[n].unit) for n in names("battery")}
 
 
@@ -105,7 +106,7 @@ def _has_interval(d: dict | None) -> bool:
 
 
 TRAP_SESOI = {"correct": 0.05, "ig_mean": 0.05, "aoc": 0.05}  # accuracy 5 pts, 0.05 nats/step, 5 pts of AOC
-TRAP_RULE = ("The lab's verdict protocol: YES when strict accuracy (tuned − base, paired) rises beyond its smallest "
+TRAP_RULE = ("The lab's verdict protocol: YES when accuracy (tuned − base, paired) rises beyond its smallest "
              "effect of interest (+5 pts: the one-sided 95% bound lies above it) AND information gain per step "
              "(SESOI 0.05 nats) or the early-answering AOC (SESOI 5 pts) falls beyond its SESOI, the reasoning "
              "metrics Holm-adjusted between them; NO when accuracy is shown not to rise by 5 pts, or every measured "
@@ -190,7 +191,7 @@ def text_only_verdict(comparisons: list[dict], labels: list[str]) -> dict:
         flexible = first["diff"].get("flexible_correct")
         if _has_interval(accuracy) and _has_interval(flexible):
             p_value = first["mcnemar"].get("strict", {}).get("p_value")
-            text = (f"Text metrics only — {first['b']} vs {first['a']}: strict accuracy {_format_points(accuracy)}, "
+            text = (f"Text metrics only — {first['b']} vs {first['a']}: accuracy {_format_points(accuracy)}, "
                     f"flexible accuracy {_format_points(flexible)}, McNemar p = {p_value:.3g}; the accuracy trap "
                     "needs information gain or faithfulness (run with --base/--tuned)")
         else:

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import NamedTuple
 
-from ..core.format import reference_answer
+from ..core.format import marked_answer, reference_answer
 from ..core.record import Example, RecordError, Sample, iter_dicts
 from ..metrics.reasoning import make_sample
 from ._cache import content_hash
@@ -21,13 +21,14 @@ class Prediction(NamedTuple):
     reference: str
     model: str
     id: str | None
+    reference_text: str | None = None  # the reference's final answer as written, for math-verify
 
 
 def parse_prediction(record, where: str, lineno: int) -> Prediction:
     """Check one line's object; errors start with ``where`` (``FILE:LINE``) and name the field.
 
     >>> parse_prediction({"question": "q", "completion": "A: 2", "reference": 2}, "p.jsonl:1", 1)
-    Prediction(lineno=1, question='q', completion='A: 2', reference='2', model='model', id=None)
+    Prediction(lineno=1, question='q', completion='A: 2', reference='2', model='model', id=None, reference_text='2')
     >>> parse_prediction({"question": "q", "completion": "A: 3", "reference": "1 + 2 = 3\\n#### 3"}, "p.jsonl:2", 2).reference
     '3'
     >>> parse_prediction({"question": "q", "completion": "c"}, "p.jsonl:3", 3)
@@ -49,6 +50,7 @@ def parse_prediction(record, where: str, lineno: int) -> Prediction:
         reference = str(reference)
     if not isinstance(reference, str) or not reference.strip():
         raise RecordError(f"{where}: field 'reference': expected a non-empty string or a number")
+    written = (marked_answer(reference) or reference).strip()
     try:  # the same final-answer rules as a completion: a whole GSM8K solution is a valid reference
         reference = reference_answer(reference)
     except ValueError as e:
@@ -60,7 +62,7 @@ def parse_prediction(record, where: str, lineno: int) -> Prediction:
     if prediction_id is not None and not isinstance(prediction_id, (str, int)):
         raise RecordError(f"{where}: field 'id': expected a string or an integer")
     return Prediction(lineno, record["question"], record["completion"], reference, model,
-                      None if prediction_id is None else str(prediction_id))
+                      None if prediction_id is None else str(prediction_id), written)
 
 
 def read_predictions(path: str | os.PathLike) -> tuple[list[Sample], list[Example], str]:
@@ -83,7 +85,8 @@ def read_predictions(path: str | os.PathLike) -> tuple[list[Sample], list[Exampl
             raise RecordError(f"{path}:{p.lineno}: field '{paired_by}': duplicate for model '{p.model}' (first on "
                               f"line {first_line[(p.model, pair_key)]})")
         first_line[(p.model, pair_key)] = p.lineno
-        example = Example(id=pair_key, task="predictions", question=p.question.strip(), answer=p.reference)
+        example = Example(id=pair_key, task="predictions", question=p.question.strip(), answer=p.reference,
+                          meta={"reference_text": p.reference_text or p.reference})
         examples.setdefault(pair_key, example)
         sample_key = content_hash({"line": p.lineno, "q": p.question, "c": p.completion, "r": p.reference,
                                    "m": p.model})

@@ -71,7 +71,8 @@ def _generate_and_score_shard(state, out: Path, shared_samples: Store, shared_ro
             shard = set_examples[rank::world]
             samples, _ = generate_cached(handles[role], shard, set_name, samples_store, gen)
             scorer = handles["base"] if set_name == "main" else None
-            score_cached(samples, shard, scorer, verifier, verifier_label, rows_store, spec.batch_size)
+            score_cached(samples, shard, scorer, verifier, verifier_label, rows_store, spec.batch_size,
+                         equivalence=spec.equivalence)
 
 
 def _merge_shards(out: Path, world: int) -> dict[str, int]:
@@ -165,7 +166,8 @@ def run_audit(spec: AuditSpec) -> dict | None:
             for set_name, set_examples in example_sets.items():
                 scorer = base if set_name == "main" else None
                 rows[role][set_name], n_new = score_cached(samples[role][set_name], set_examples, scorer, verifier,
-                                                           verifier_label, rows_store, spec.batch_size, advance)
+                                                           verifier_label, rows_store, spec.batch_size, advance,
+                                                           equivalence=spec.equivalence)
                 scored += n_new
 
     if vocab_note:
@@ -174,7 +176,7 @@ def run_audit(spec: AuditSpec) -> dict | None:
                  "reference answer; NaN/n/a marks chains without steps")
     inputs = {"base": spec.base, "tuned": spec.tuned, "adapter": spec.adapter, "data": str(data_path),
               "format": data_format, "n_examples": len(examples), "verifier": verifier_label,
-              "variants": dict(spec.variants), "limit": spec.limit, "seed": spec.seed,
+              "equivalence": spec.equivalence, "variants": dict(spec.variants), "limit": spec.limit, "seed": spec.seed,
               "generation": gen.as_key() | {"batch_size": gen.batch_size},
               "device": str(base.lm.device), "dtype": str(next(base.lm.model.parameters()).dtype)}
     evidence = [ModelEvidence(role, handles[role].describe(), samples[role]["main"], rows[role]["main"],
@@ -215,12 +217,14 @@ def _vocab_note(base_tok, tuned_tok) -> str | None:
 
 
 def audit_predictions(path: str | os.PathLike, out: str | os.PathLike, seed: int = 0,
-                      n_examples_shown: int = 5) -> dict:
-    """Score saved generations with text metrics only and compare the models in the file pairwise.
+                      n_examples_shown: int = 5, equivalence: str = "math") -> dict:
+    """Score saved generations with text metrics only and compare the models in the file pairwise;
+    final answers are judged equal by ``equivalence`` (math-verify, or ``"strict"`` exact match).
 
     Writes ``samples.jsonl``, ``metrics.jsonl``, ``results.json`` and the reports into ``out``.
     """
     from ..evaluate import score_samples
+    from ..metrics.equivalence import judge_rows
     from ..tasks.gsm8k import Gsm8kVerifier
 
     from ..core.checks import check_input_file, check_output_path, check_seed
@@ -234,8 +238,9 @@ def audit_predictions(path: str | os.PathLike, out: str | os.PathLike, seed: int
     out.mkdir(parents=True, exist_ok=True)
     verifier_label = "arithmetic annotations <<expr=result>>"
     rows = score_samples(samples, examples, scorer=None, verifier=Gsm8kVerifier())
+    judge_rows([add_format_gap(row) for row in rows], samples, {e.id: e for e in examples}, equivalence)
     for row, sample in zip(rows, samples):
-        add_format_gap(row).update(key=sample.meta["key"], row_key=sample.meta["key"], role=sample.model, set="main",
+        row.update(key=sample.meta["key"], row_key=sample.meta["key"], role=sample.model, set="main",
                    verifier=verifier_label)
     write_jsonl(out / SAMPLES_FILE, [{"key": s.meta["key"], "role": s.model, "set": "main", **s.to_dict()}
                                     for s in samples])
@@ -247,7 +252,7 @@ def audit_predictions(path: str | os.PathLike, out: str | os.PathLike, seed: int
              "information gain, Knowledge Index and faithfulness are not computed",
              f"models are paired by {paired_by}"]
     inputs = {"predictions": str(path), "paired_by": paired_by, "n_lines": len(samples), "models": names,
-              "verifier": verifier_label, "seed": seed}
+              "verifier": verifier_label, "equivalence": equivalence, "seed": seed}
     run = {"mode": "predictions", "generated_new": 0, "scored_new": len(rows),
            "elapsed_s": round(time.time() - started, 2)}
     results = build_results("predictions", evidence, inputs=inputs, seed=seed, n_examples_shown=n_examples_shown,

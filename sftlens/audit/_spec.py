@@ -37,6 +37,7 @@ class AuditSpec:
     step_splitter: str | None = None
     id_field: str | None = None
     n_examples_shown: int = 5
+    equivalence: str = "math"  # how final answers are judged equal: math-verify, or "strict" exact match
     show_progress: bool = True
 
 
@@ -51,6 +52,8 @@ def check_spec(spec: AuditSpec) -> None:
     if not spec.adapter and not spec.tuned:
         raise UserError("missing the tuned model: pass --tuned PATH, or --adapter PATH for a LoRA adapter on --base")
     check_seed(spec.seed)
+    if spec.equivalence not in ("math", "strict"):
+        raise UserError(f"--equivalence must be 'math' or 'strict', got {spec.equivalence!r}")
     check_at_least(spec.limit, 1, "--limit")
     check_at_least(spec.max_new_tokens, 1, "--max-new-tokens")
     check_at_least(spec.batch_size, 1, "--batch-size")

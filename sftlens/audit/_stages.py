@@ -75,20 +75,24 @@ def add_format_gap(row: dict) -> dict:
     >>> add_format_gap({"correct": 0.0, "flexible_correct": 1.0})["format_gap"]
     1.0
     """
-    row["format_gap"] = row["flexible_correct"] - row["correct"]
+    row["format_gap"] = row["flexible_correct"] - row.get("exact_correct", row["correct"])
     return row
 
 
 def score_cached(samples: list[Sample], examples: list[Example], scorer: ModelHandle | None, verifier,
                  verifier_label: str, store: Store, batch_size: int = 16,
-                 advance: Callable[[int], None] | None = None) -> tuple[list[dict], int]:
-    """Per-sample metric rows (see :func:`sftlens.evaluate.score_samples`) plus ``format_gap``,
-    reusing rows in ``store`` with the same sample key, scorer identity and verifier."""
+                 advance: Callable[[int], None] | None = None, equivalence: str = "strict") -> tuple[list[dict], int]:
+    """Per-sample metric rows (see :func:`sftlens.evaluate.score_samples`) plus ``format_gap`` (by
+    exact match), with ``correct`` judged by ``equivalence``
+    (:func:`sftlens.metrics.equivalence.judge_rows`), reusing rows in ``store`` with the same sample
+    key, scorer identity, verifier and equivalence."""
     from ..evaluate import score_samples
+    from ..metrics.equivalence import judge_rows
 
     scorer_identity = scorer.identity if scorer is not None else None
     row_keys = [row_key(s.meta["key"] if "key" in s.meta else content_hash(s.to_dict()), scorer_identity,
-                        verifier_label) for s in samples]
+                        verifier_label, equivalence) for s in samples]
+    by_id = {e.id: e for e in examples}
     todo = [i for i, k in enumerate(row_keys) if store.get(k) is None]
     if advance and len(samples) - len(todo):
         advance(len(samples) - len(todo))
@@ -104,10 +108,10 @@ def score_cached(samples: list[Sample], examples: list[Example], scorer: ModelHa
                                           verifier=None, batch_size=batch_size)
             for j, gain_row in zip(with_reference, gain_rows):
                 rows[j].update({k: v for k, v in gain_row.items() if k.startswith("ig_")})
+        judge_rows([add_format_gap(row) for row in rows], batch_samples, by_id, equivalence)
         records = []
         for i, row in zip(batch, rows):
             sample = samples[i]
-            add_format_gap(row)
             records.append({"row_key": row_keys[i], "key": sample.meta.get("key"), "role": sample.meta.get("role"),
                             "set": sample.meta.get("set"), "scorer": scorer_identity, "verifier": verifier_label,
                             **row})

@@ -54,6 +54,11 @@ def add_parser(sub) -> None:
     g.add_argument("--max-new-tokens", type=int, default=256, help="generation length limit (default 256)")
     g.add_argument("--batch-size", type=int, default=16, help="generation and scoring batch size (default 16)")
     g.add_argument("--temperature", type=float, default=0.0, help="sampling temperature; 0 = greedy (default)")
+    g.add_argument("--equivalence", choices=["math", "strict"], default="math",
+                   help="how a final answer is judged equal to the reference: 'math' (default) uses HF's math-verify "
+                        "(fractions, decimals, percents, units, LaTeX, \\boxed{}; exact numbers compared exactly); "
+                        "'strict' compares our normalised forms (the first number, or the lower-cased text). With "
+                        "'math' both are reported, with the share of answers on which they disagree")
     g.add_argument("--faithfulness", action=argparse.BooleanOptionalAction, default=True,
                    help="run the faithfulness battery when sftlens.metrics.faithfulness is available (default on)")
     g.add_argument("--examples", type=int, default=5, help="how many changed examples the report shows (default 5)")
@@ -69,7 +74,8 @@ def run(args) -> int:
     if args.predictions:
         if args.base or args.tuned or args.adapter or args.data:
             raise UserError("--predictions scores saved generations; do not combine it with --base/--tuned/--adapter/--data")
-        res = audit_predictions(args.predictions, args.out, seed=args.seed, n_examples_shown=args.examples)
+        res = audit_predictions(args.predictions, args.out, seed=args.seed, n_examples_shown=args.examples,
+                                equivalence=args.equivalence)
     else:
         if not args.base:
             raise UserError("missing --base (the model before fine-tuning), or use --predictions FILE")
@@ -85,7 +91,8 @@ def run(args) -> int:
                          dtype=args.dtype, revision=args.revision, fmt=args.fmt,
                          question_field=args.question_field, answer_field=args.answer_field,
                          steps_field=args.steps_field, step_splitter=args.step_splitter, id_field=args.id_field,
-                         n_examples_shown=args.examples, show_progress=not args.no_progress)
+                         n_examples_shown=args.examples, show_progress=not args.no_progress,
+                         equivalence=args.equivalence)
         res = run_audit(spec)
         if res is None:  # a rank other than 0 of a multi-process launch: rank 0 reports
             return 0

@@ -164,6 +164,8 @@ def reference_answer(text: str) -> str:
 
     >>> reference_answer("Natalia sold 48/2 = 24 clips.\\n#### 72"), reference_answer("$1,200"), reference_answer("Paris")
     ('72', '1200', 'paris')
+    >>> reference_answer("\\\\frac{1}{2}"), reference_answer("2 1/2")  # one expression: math-verify reads it whole
+    ('1', '2')
     >>> reference_answer("48/2 = 24 clips")
     Traceback (most recent call last):
     ...
@@ -173,11 +175,25 @@ def reference_answer(text: str) -> str:
     if marked is not None and normalize_answer(marked) is not None:
         return normalize_answer(marked)
     numbers = _NUM_RE.findall(text)
-    if len(numbers) > 1 or normalize_answer(text) is None:
+    if (len(numbers) > 1 and not _is_expression(text)) or normalize_answer(text) is None:
         short = text if len(text) <= 60 else text[:57] + "..."
         raise ValueError(f"{short!r} holds {len(numbers)} numbers and marks none as the final answer (valid: the "
                          "bare answer, or a solution ending in '#### N', 'A: N', '\\boxed{N}' or 'The answer is N')")
     return normalize_answer(text)
+
+
+_LATEX_COMMAND_RE = re.compile(r"\\[A-Za-z]+")
+
+
+def _is_expression(text: str) -> bool:
+    """Whether ``text`` is one short math expression (no words, no ``=``, one line), so its several
+    numbers are parts of one answer (``\\frac{1}{2}``, ``2 1/2``, ``(1, 3]``), not a worked solution.
+
+    >>> _is_expression("\\\\frac{3}{4}"), _is_expression("48/2 = 24"), _is_expression("24 clips and 3 more")
+    (True, False, False)
+    """
+    bare = _LATEX_COMMAND_RE.sub(" ", text)
+    return len(text) <= 60 and "\n" not in text.strip() and "=" not in bare and not re.search(r"[A-Za-z]{2,}", bare)
 
 
 def last_number(text: str) -> str | None:

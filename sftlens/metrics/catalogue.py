@@ -21,7 +21,10 @@ class Metric(NamedTuple):
 
 
 CATALOGUE: dict[str, Metric] = {m.name: m for m in [
-    Metric("correct", "accuracy (strict: the answer marked as final)", "pct", +1, "score"),
+    # the audit judges "correct" by --equivalence (math-verify by default); the lab by exact match
+    Metric("correct", "accuracy (the answer marked as final)", "pct", +1, "score"),
+    Metric("exact_correct", "accuracy (strict: exact match of the marked answer)", "pct", +1, "audit"),
+    Metric("judges_disagree", "math-verify and exact match disagree", "pct", 0, "audit"),
     Metric("flexible_correct", "accuracy (flexible: last number)", "pct", +1, "score"),
     Metric("format_gap", "format gap (flexible − strict)", "pct", -1, "audit"),
     Metric("answered", "answered in the expected format", "pct", +1, "audit"),

@@ -24,6 +24,9 @@ def make_sample(ex: Example, model: str, prompt: str, completion: str, **meta) -
     ('8', '8', 7)
     """
     thinking, visible = split_thinking(completion)  # a reasoning model's <think> block is not its answer
+    written_reference = (ex.meta or {}).get("reference_text") or ex.answer
+    if written_reference != normalize_answer(ex.answer):  # e.g. '\frac{1}{5}': shown as written
+        meta["reference_text"] = written_reference
     if thinking is not None:
         meta["think_chars"] = len(thinking)
     steps, ans = parse_completion(visible)

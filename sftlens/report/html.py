@@ -162,7 +162,7 @@ def _metric_table(results: dict) -> str:
             cls = " class='up'" if sign > 0 else " class='down'" if sign < 0 else ""
             cells.append(f"<td class='num'><span{cls}>{v}</span> <span class='ci'>{ci}</span></td>")
         body.append("<tr>" + "".join(cells) + "</tr>")
-    for test, label in (("strict", "McNemar p (strict accuracy)"), ("flexible", "McNemar p (flexible accuracy)")):
+    for test, label in (("strict", "McNemar p (accuracy)"), ("flexible", "McNemar p (flexible accuracy)")):
         if any(test in c.get("mcnemar", {}) for c in comps):
             cells = [f"<td>{label}</td>"] + ["<td class='num'></td>"] * len(models)
             for c in comps:
@@ -348,7 +348,7 @@ def render_markdown(results: dict) -> str:
         out.append("| " + " | ".join(map(_md, cells)) + " |")
     for test in ("strict", "flexible"):
         if any(test in c.get("mcnemar", {}) for c in comps):
-            cells = [f"McNemar p ({test} accuracy)"] + [""] * len(models)
+            cells = [f"McNemar p ({'accuracy' if test == 'strict' else 'flexible accuracy'})"] + [""] * len(models)
             for c in comps:
                 mc = c.get("mcnemar", {}).get(test)
                 cells.append(f"{fmt_p(mc['p_value'])} ({mc['b10']} lost / {mc['b01']} gained)" if mc else "n/a")

@@ -64,7 +64,7 @@ def accuracy_vs_infogain(results: dict):
             ax.annotate("", xy=(g1["mean"], a1["mean"] * 100), xytext=(g0["mean"], a0["mean"] * 100),
                         arrowprops=dict(arrowstyle="->", color="#555", lw=1.2, shrinkA=7, shrinkB=7))
     ax.set_xlabel("information gain per step (nats, scored by the base)")
-    ax.set_ylabel("strict accuracy (%)")
+    ax.set_ylabel("accuracy (%)")
     ax.set_title("Accuracy vs information gain")
     ax.legend(frameon=False)
     return fig
