@@ -123,3 +123,51 @@ def band_counts(examples: list[Example]) -> dict[str, int]:
         if e.meta.get("band") in counts:
             counts[e.meta["band"]] += 1
     return counts
+
+
+def select_band(examples: list[Example], keep: str, source: str = "", option: str = "--keep-band") -> list[Example]:
+    """The examples of band ``keep``, as :func:`profile` marked them (``meta["band"]``).
+
+    Raises :class:`~sftlens.core.errors.UserError` naming ``option``, the file and line (where it is
+    known) when an example has no band or an unknown one, or when no example is in the band.
+
+    >>> exs = annotate([Example(id=str(i), task="t", question="q", answer="4") for i in range(3)], [0.0, 0.5, 1.0], k=2)
+    >>> [e.id for e in select_band(exs, "learnable")]
+    ['1']
+    >>> select_band([Example(id="7", task="t", question="q", answer="4")], "learnable", "d.jsonl")
+    Traceback (most recent call last):
+    ...
+    sftlens.core.errors.UserError: --keep-band learnable: d.jsonl: example '7' has no field 'meta.band'; profile the data against the model first (sftlens data profile --model MODEL IN OUT)
+    """
+    from ..core.errors import UserError
+
+    if keep not in BANDS:
+        raise UserError(f"{option} '{keep}': unknown band (valid: {', '.join(BANDS)})")
+    for e in examples:
+        got = e.meta.get("band")
+        if got not in BANDS:
+            where = _where(source, e)
+            what = ("has no field 'meta.band'; profile the data against the model first (sftlens data profile "
+                    "--model MODEL IN OUT)" if got is None else
+                    f"has meta.band '{got}', not a band (valid: {', '.join(BANDS)})")
+            raise UserError(f"{option} {keep}: {where}: example '{e.id}' {what}")
+    kept = [e for e in examples if e.meta["band"] == keep]
+    if not kept:
+        counts = ", ".join(f"{b} {n}" for b, n in band_counts(examples).items())
+        raise UserError(f"{option} {keep}: none of the {len(examples)} examples in {source or 'the data'} is in "
+                        f"this band ({counts}); pick another band or profile with other --easy/--hard thresholds")
+    return kept
+
+
+def _where(source: str, example: Example) -> str:
+    """``FILE:LINE`` of ``example`` when its line is known (in its meta, or found by id in the file),
+    else ``FILE``."""
+    from pathlib import Path
+
+    from ..core.record import iter_dicts
+
+    line = example.meta.get("line")
+    if line is None and source and Path(source).is_file():
+        line = next((n for n, obj in iter_dicts(source) if isinstance(obj, dict) and str(obj.get("id")) == example.id),
+                    None)
+    return f"{source}:{line}" if line is not None else (source or "the data")
