@@ -31,6 +31,8 @@ class Case:
 
 AUDIT = ["audit", "--base", "{model}", "--data", "{data}"]
 TRAIN = ["train", "sft", "--model", "{model}", "--data", "{data}", "--steps", "1"]
+GRPO = ["train", "grpo", "--model", "{model}", "--data", "{data}", "--steps", "1", "--num-generations", "2",
+        "--batch-size", "4"]
 
 CASES = [
     # an output that is an input
@@ -79,6 +81,19 @@ CASES = [
          "config.json does not match", loads_model=True),
     Case("train --model config mismatch", ["train", "sft", "--model", "{mismatch}", "--data", "{data}",
                                            "--out", "{out}"], "config.json does not match", loads_model=True),
+    # GRPO's own options ({data} was never profiled: it has no bands)
+    Case("grpo --out is --model", GRPO + ["--out", "{model}"], "is also an input", left_alone="{model}/config.json"),
+    Case("grpo missing band", GRPO + ["--out", "{out}", "--keep-band", "learnable"],
+         "--keep-band learnable: {data}:1: example 'train00000' has no field 'meta.band'"),
+    Case("grpo unknown reward", GRPO + ["--out", "{out}", "--reward", "correct=1,lenght=2"],
+         "--reward 'correct=1,lenght=2': unknown reward 'lenght' (valid: correct, format, steps)"),
+    Case("grpo bad reward weight", GRPO + ["--out", "{out}", "--reward", "correct=x"], "the weight of 'correct'"),
+    Case("grpo batch not a multiple of G", GRPO + ["--out", "{out}", "--batch-size", "5"],
+         "--batch-size 5 must be a multiple of --num-generations 2"),
+    Case("grpo steps reward without world", GRPO + ["--out", "{out}", "--reward", "correct,steps=0.1"],
+         "--reward steps: shop examples are verified against their world; give --world"),
+    Case("grpo empty data", GRPO[:5] + ["{empty}"] + GRPO[6:] + ["--out", "{out}"], "no examples"),
+    Case("unknown option: grpo", GRPO + ["--out", "{out}", "--bogus"], "usage: sftlens train grpo"),
     # messages
     Case("control character", ["data", "curate", "{ctrl}", "{out}"], "Invalid control character at column",
          not_in="at at"),
@@ -132,7 +147,7 @@ def test_bad_input(case, paths, tmp_path, capsys, monkeypatch):
         rc = e.code
     err = capsys.readouterr().err
     assert rc == case.rc, err
-    assert case.fragment in err
+    assert case.fragment.format(**names) in err
     assert "Traceback" not in err
     if case.not_in:
         assert case.not_in not in err
