@@ -68,6 +68,17 @@ MUTANTS = [
     Mutant("let A* traces walk through walls", "sftlens/tasks/astar.py",
            "return self.in_bounds(cell) and cell not in self.walls", "return self.in_bounds(cell)",
            ["tests/test_maze.py"]),
+    Mutant("score an lm-eval filter's extract instead of the raw generation (log reader)", "sftlens/audit/_logs.py",
+           '"completion": completion,', '"completion": str(record.get("filtered_resps", [""])[0]),',
+           ["tests/test_audit_logs.py", "-k", "not wrong_field_mapping"]),
+    Mutant("read an inspect sample's question from the prompt sent, not its input (log reader)",
+           "sftlens/audit/_logs.py",
+           'inspect_text(sample["input"], where)', 'inspect_text(sample.get("messages"), where)',
+           ["tests/test_audit_logs.py", "-k", "not wrong_field_mapping"]),
+    Mutant("pair an inspect sample with the next sample's target (log reader)", "sftlens/audit/_logs.py",
+           '"reference": inspect_target(sample["target"], where)',
+           '"reference": inspect_target(samples[i % len(samples)]["target"], where)',
+           ["tests/test_audit_logs.py", "-k", "not wrong_field_mapping"]),
 ]
 
 

@@ -16,7 +16,8 @@ The pipeline has three stages, each resumable from the files it leaves in ``DIR`
    ``DIR/report.md`` are rendered from it (``sftlens report DIR`` re-renders them without a model).
 
 ``audit_predictions`` scores generations made elsewhere (a JSONL of ``question``, ``completion``,
-``reference``, optional ``model`` and ``id``) with text metrics only.
+``reference``, optional ``model`` and ``id``; or an lm-evaluation-harness ``--log_samples`` file or
+an inspect_ai eval log, see ``_logs``) with text metrics only.
 """
 
 from ..core.record import RecordError

@@ -1,4 +1,5 @@
-"""Reading a predictions file: generations made elsewhere, one JSON object a line."""
+"""Reading a predictions file: generations made elsewhere, one JSON object a line, or another tool's
+evaluation log (lm-evaluation-harness ``--log_samples``, inspect_ai; see ``_logs``)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from ..core.format import marked_answer, reference_answer
 from ..core.record import Example, RecordError, Sample, iter_dicts
 from ..metrics.reasoning import make_sample
 from ._cache import content_hash
+from ._logs import FIELDS, FORMATS, READERS, detect_format
 
 
 class Prediction(NamedTuple):
@@ -24,8 +26,9 @@ class Prediction(NamedTuple):
     reference_text: str | None = None  # the reference's final answer as written, for math-verify
 
 
-def parse_prediction(record, where: str, lineno: int) -> Prediction:
-    """Check one line's object; errors start with ``where`` (``FILE:LINE``) and name the field.
+def parse_prediction(record, where: str, lineno: int, fields: dict[str, str] | None = None) -> Prediction:
+    """Check one line's object; errors start with ``where`` (``FILE:LINE``) and name the field, as
+    ``fields`` calls it where the record was mapped from another tool's log (``{"reference": "target"}``).
 
     >>> parse_prediction({"question": "q", "completion": "A: 2", "reference": 2}, "p.jsonl:1", 1)
     Prediction(lineno=1, question='q', completion='A: 2', reference='2', model='model', id=None, reference_text='2')
@@ -35,7 +38,12 @@ def parse_prediction(record, where: str, lineno: int) -> Prediction:
     Traceback (most recent call last):
     ...
     sftlens.core.errors.RecordError: p.jsonl:3: field 'reference': missing (each line needs question, completion, reference; model and id are optional)
+    >>> parse_prediction({"question": "q", "completion": "c", "reference": [1]}, "s.jsonl:4", 4, {"reference": "target"})
+    Traceback (most recent call last):
+    ...
+    sftlens.core.errors.RecordError: s.jsonl:4: field 'target': expected a non-empty string or a number
     """
+    field = (fields or {}).get
     if not isinstance(record, dict):
         raise RecordError(f"{where}: expected a JSON object, got {type(record).__name__}")
     for name in ("question", "completion", "reference"):
@@ -44,47 +52,58 @@ def parse_prediction(record, where: str, lineno: int) -> Prediction:
                               "reference; model and id are optional)")
     for name in ("question", "completion"):
         if not isinstance(record[name], str):
-            raise RecordError(f"{where}: field '{name}': expected a string, got {type(record[name]).__name__}")
+            raise RecordError(f"{where}: field '{field(name, name)}': expected a string, got "
+                              f"{type(record[name]).__name__}")
     reference = record["reference"]
     if isinstance(reference, (int, float)) and not isinstance(reference, bool):
         reference = str(reference)
     if not isinstance(reference, str) or not reference.strip():
-        raise RecordError(f"{where}: field 'reference': expected a non-empty string or a number")
+        raise RecordError(f"{where}: field '{field('reference', 'reference')}': expected a non-empty string or a number")
     written = (marked_answer(reference) or reference).strip()
     try:  # the same final-answer rules as a completion: a whole GSM8K solution is a valid reference
         reference = reference_answer(reference)
     except ValueError as e:
-        raise RecordError(f"{where}: field 'reference': {e}") from None
+        raise RecordError(f"{where}: field '{field('reference', 'reference')}': {e}") from None
     model = record.get("model", "model")
     if not isinstance(model, str) or not model:
-        raise RecordError(f"{where}: field 'model': expected a non-empty string")
+        raise RecordError(f"{where}: field '{field('model', 'model')}': expected a non-empty string")
     prediction_id = record.get("id")
     if prediction_id is not None and not isinstance(prediction_id, (str, int)):
-        raise RecordError(f"{where}: field 'id': expected a string or an integer")
+        raise RecordError(f"{where}: field '{field('id', 'id')}': expected a string or an integer")
     return Prediction(lineno, record["question"], record["completion"], reference, model,
                       None if prediction_id is None else str(prediction_id), written)
 
 
-def read_predictions(path: str | os.PathLike) -> tuple[list[Sample], list[Example], str]:
-    """Parse a predictions JSONL (``question``, ``completion``, ``reference``; optional ``model``,
-    ``id``) into samples, one example per distinct pairing key, and the pairing used (``id`` when
-    every line has one, else ``question``). Errors name ``FILE:LINE`` and the field."""
+def read_predictions(path: str | os.PathLike, fmt: str = "auto") -> tuple[list[Sample], list[Example], str]:
+    """Parse predictions into samples, one example per distinct pairing key, and the pairing used (``id``
+    when every prediction has one, else ``question``). ``fmt``: ``sftlens`` (a JSONL of ``question``,
+    ``completion``, ``reference``; optional ``model``, ``id``), ``lm-eval`` (a ``--log_samples`` file),
+    ``inspect`` (an eval log) or ``auto`` (:func:`detect_format`). Errors name the file, the line or
+    sample, and the field as the file calls it."""
     path = Path(path)
-    if not path.exists():
-        raise RecordError(f"{path}: no such file")
-    predictions = [parse_prediction(record, f"{path}:{lineno}", lineno) for lineno, record in iter_dicts(path)]
+    if not path.is_file():
+        raise RecordError(f"{path}: no such file" if not path.exists() else f"{path}: is a folder, expected a file")
+    if fmt not in ("auto", *FORMATS):
+        raise ValueError(f"fmt must be 'auto' or one of {FORMATS}, got {fmt!r}")
+    fmt = detect_format(path) if fmt == "auto" else fmt
+    if fmt == "sftlens":
+        rows = [(lineno, f"{path}:{lineno}", record) for lineno, record in iter_dicts(path)]
+    else:
+        rows = READERS[fmt](path)
+    predictions = [parse_prediction(record, where, lineno, FIELDS.get(fmt)) for lineno, where, record in rows]
     if not predictions:
         raise RecordError(f"{path}: no predictions (the file is empty)")
+    wheres = {p.lineno: where for p, (_, where, _) in zip(predictions, rows)}
     paired_by = "id" if all(p.id is not None for p in predictions) else "question"
     examples: dict[str, Example] = {}
     samples: list[Sample] = []
-    first_line: dict[tuple[str, str], int] = {}
+    first: dict[tuple[str, str], str] = {}
     for p in predictions:
         pair_key = p.id if paired_by == "id" else content_hash(" ".join(p.question.split()), 12)
-        if (p.model, pair_key) in first_line:
-            raise RecordError(f"{path}:{p.lineno}: field '{paired_by}': duplicate for model '{p.model}' (first on "
-                              f"line {first_line[(p.model, pair_key)]})")
-        first_line[(p.model, pair_key)] = p.lineno
+        if (p.model, pair_key) in first:
+            raise RecordError(f"{wheres[p.lineno]}: field '{FIELDS.get(fmt, {}).get(paired_by, paired_by)}': "
+                              f"duplicate for model '{p.model}' (first at {first[(p.model, pair_key)]})")
+        first[(p.model, pair_key)] = wheres[p.lineno]
         example = Example(id=pair_key, task="predictions", question=p.question.strip(), answer=p.reference,
                           meta={"reference_text": p.reference_text or p.reference})
         examples.setdefault(pair_key, example)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
+import zipfile
 from dataclasses import replace
 from pathlib import Path
 from typing import Callable, Iterator
@@ -15,6 +16,7 @@ from ._cache import Store
 from ._faithfulness import faithfulness_module, run_faithfulness
 from ._io import RESULTS_FILE, ROWS_FILE, SAMPLES_FILE, clean_json, write_report
 from ._models import ModelHandle, load_models
+from ._logs import detect_format
 from ._predictions import read_predictions
 from ._results import ModelEvidence, build_results
 from ._spec import AuditSpec, check_spec, load_data, pick_verifier
@@ -217,11 +219,13 @@ def _vocab_note(base_tok, tuned_tok) -> str | None:
 
 
 def audit_predictions(path: str | os.PathLike, out: str | os.PathLike, seed: int = 0,
-                      n_examples_shown: int = 5, equivalence: str = "math") -> dict:
+                      n_examples_shown: int = 5, fmt: str = "auto", equivalence: str = "math") -> dict:
     """Score saved generations with text metrics only and compare the models in the file pairwise;
     final answers are judged equal by ``equivalence`` (math-verify, or ``"strict"`` exact match).
 
-    Writes ``samples.jsonl``, ``metrics.jsonl``, ``results.json`` and the reports into ``out``.
+    ``path`` is a predictions JSONL, an lm-eval ``--log_samples`` file or an inspect eval log (``fmt``:
+    ``sftlens``, ``lm-eval``, ``inspect``, or ``auto`` to tell them apart). Writes ``samples.jsonl``,
+    ``metrics.jsonl``, ``results.json`` and the reports into ``out``.
     """
     from ..evaluate import score_samples
     from ..metrics.equivalence import judge_rows
@@ -231,10 +235,12 @@ def audit_predictions(path: str | os.PathLike, out: str | os.PathLike, seed: int
 
     started = time.time()
     check_seed(seed)
-    check_input_file(path, "--predictions")
+    if not zipfile.is_zipfile(path):  # an inspect .eval log is a zip archive; every other format is UTF-8 text
+        check_input_file(path, "--predictions")
     check_output_path(out, kind="dir", inputs=[path])
     out = Path(out)
-    samples, examples, paired_by = read_predictions(path)
+    fmt = detect_format(path) if fmt == "auto" else fmt
+    samples, examples, paired_by = read_predictions(path, fmt)
     out.mkdir(parents=True, exist_ok=True)
     verifier_label = "arithmetic annotations <<expr=result>>"
     rows = score_samples(samples, examples, scorer=None, verifier=Gsm8kVerifier())
@@ -251,8 +257,9 @@ def audit_predictions(path: str | os.PathLike, out: str | os.PathLike, seed: int
     notes = ["text metrics only: generations were scored from the file without loading a model, so "
              "information gain, Knowledge Index and faithfulness are not computed",
              f"models are paired by {paired_by}"]
-    inputs = {"predictions": str(path), "paired_by": paired_by, "n_lines": len(samples), "models": names,
-              "verifier": verifier_label, "equivalence": equivalence, "seed": seed}
+    inputs = {"predictions": str(path), "predictions_format": fmt, "paired_by": paired_by, "n_lines": len(samples),
+              "models": names, "verifier": verifier_label, "equivalence": equivalence,
+              "seed": seed}
     run = {"mode": "predictions", "generated_new": 0, "scored_new": len(rows),
            "elapsed_s": round(time.time() - started, 2)}
     results = build_results("predictions", evidence, inputs=inputs, seed=seed, n_examples_shown=n_examples_shown,

@@ -46,8 +46,15 @@ def add_parser(sub) -> None:
     d.add_argument("--id-field", help="field holding a unique example id (generic JSONL; default: the line number)")
     d.add_argument("--step-splitter", help="regex separating steps inside a string steps field (default: newline)")
     d.add_argument("--limit", type=int, help="use only the first N examples")
-    d.add_argument("--predictions", help="saved generations (JSONL: question, completion, reference, optional model "
-                                         "and id): text metrics only, no model is loaded")
+    d.add_argument("--predictions", help="saved generations: a JSONL of question, completion, reference (optional "
+                                         "model and id), an lm-evaluation-harness --log_samples file, or an inspect_ai "
+                                         "eval log (.json; .eval needs inspect-ai); text metrics only, no model is "
+                                         "loaded")
+    d.add_argument("--predictions-format", dest="predictions_fmt", default="auto",
+                   choices=["auto", "sftlens", "lm-eval", "inspect"],
+                   help="format of --predictions (default: detected from the file: a zip archive or a JSON "
+                        "object with 'eval' is an inspect log, a first line with doc_id or resps an lm-eval "
+                        "samples file, anything else sftlens JSONL)")
     g = p.add_argument_group("run")
     g.add_argument("--out", required=True, help="output folder (reused as a cache: rerunning resumes)")
     g.add_argument("--seed", type=int, default=0, help="seed of sampling and bootstrap intervals (default 0)")
@@ -71,11 +78,13 @@ def run(args) -> int:
     from ..audit import AuditSpec, audit_predictions, run_audit
     from ..core.errors import UserError
 
+    if args.predictions_fmt != "auto" and not args.predictions:
+        raise UserError("--predictions-format is the format of --predictions; give --predictions FILE")
     if args.predictions:
         if args.base or args.tuned or args.adapter or args.data:
             raise UserError("--predictions scores saved generations; do not combine it with --base/--tuned/--adapter/--data")
         res = audit_predictions(args.predictions, args.out, seed=args.seed, n_examples_shown=args.examples,
-                                equivalence=args.equivalence)
+                                fmt=args.predictions_fmt, equivalence=args.equivalence)
     else:
         if not args.base:
             raise UserError("missing --base (the model before fine-tuning), or use --predictions FILE")

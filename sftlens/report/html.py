@@ -264,8 +264,9 @@ def _examples_html(results: dict) -> str:
 def _inputs_line(results: dict) -> str:
     i = results.get("inputs", {})
     if results.get("mode") == "predictions":
-        return (f"Saved generations <code>{_e(i.get('predictions'))}</code> · {len(i.get('models', []))} model(s) · "
-                f"{_e(i.get('n_lines'))} lines · paired by {_e(i.get('paired_by'))}")
+        fmt = f" ({_e(i['predictions_format'])})" if i.get("predictions_format") else ""
+        return (f"Saved generations <code>{_e(i.get('predictions'))}</code>{fmt} · {len(i.get('models', []))} model(s) · "
+                f"{_e(i.get('n_lines'))} generations · paired by {_e(i.get('paired_by'))}")
     tuned = i.get("tuned") or f"{i.get('base')} + adapter {i.get('adapter')}"
     return (f"base <code>{_e(i.get('base'))}</code> → tuned <code>{_e(tuned)}</code> · data <code>{_e(i.get('data'))}</code> "
             f"({_e(i.get('format'))}, {_e(i.get('n_examples'))} examples) · verifier: {_e(i.get('verifier'))} · "
