@@ -107,15 +107,35 @@ def test_chat_template_auto_none_and_system(tmp_path, chat_models, tiny_saved, s
     assert "--system needs a chat template" in err and str(tiny_saved) in err and not (tmp_path / "x2").exists()
 
 
+def test_generate_says_which_rows_stopped_at_the_limit(trained_nano):
+    """In one batch, rows that end early (EOS, or a finished answer line) are padded while the others
+    run on to the limit: only the latter count as cut."""
+    from sftlens.models.lm import load_lm
+
+    lm = load_lm(str(trained_nano.path), device="cpu")
+    prompts = [prompt_text(e) for e in trained_nano.seen[:8] + trained_nano.unseen[:8]]
+    full = lm.generate(prompts, max_new_tokens=96, details=True)
+    assert not any(g.hit_limit for g in full)
+    n = [len(lm.tokenizer(g.text, add_special_tokens=False)["input_ids"]) for g in full]  # tokens each row needs
+    limit = next(x for x in range(sorted(n)[len(n) // 2], 96) if all(x not in (k, k + 1) for k in n))
+    cut = lm.generate(prompts, max_new_tokens=limit, details=True)
+    assert [g.hit_limit for g in cut] == [k > limit for k in n]
+    assert [g.text for g, k in zip(cut, n) if k < limit] == [g.text for g, k in zip(full, n) if k < limit]
+    # the check bites: some rows finished their answer line early (padded, not EOS) while others were cut
+    assert any(k > limit for k in n) and any(g.text.endswith("\n") for g, k in zip(cut, n) if k < limit)
+    assert lm.generate(prompts[:2], max_new_tokens=limit) == [g.text for g in cut[:2]]  # plain texts by default
+
+
 def test_generations_cut_at_the_limit_and_thinking(tmp_path, tiny_saved, trained_nano, shop_data, monkeypatch,
                                                    capsys):
     original = lm_mod.LM.generate
 
-    def thinking(self, prompts, *args, **kwargs):  # the tuned model "thinks" first, a different length each time
+    def thinking(self, prompts, *args, **kwargs):  # the tuned model often "thinks" first, at different lengths
         out = original(self, prompts, *args, **kwargs)
         if "trained" not in self.name:
             return out
-        return [g._replace(text=f"<think>{'hmm ' * (i % 3 + 1)}</think>" + g.text) for i, g in enumerate(out)]
+        return [g._replace(text=f"<think>{'hmm ' * (i % 3)}</think>" + g.text) if i % 3 else g
+                for i, g in enumerate(out)]
 
     monkeypatch.setattr(lm_mod.LM, "generate", thinking)
     base_argv = ["audit", "--base", str(tiny_saved), "--tuned", str(trained_nano.path), "--data", str(shop_data),
@@ -134,8 +154,10 @@ def test_generations_cut_at_the_limit_and_thinking(tmp_path, tiny_saved, trained
             warned = any(f"of {role} (" in w for w in r["warnings"])
             assert warned == (cut > 0.05) and (f"generations of {role} (" in err) == warned
         tuned = _records(out, "tuned")
-        think = [len(re.search(r"<think>(.*?)</think>", x["completion"], re.S).group(1).strip()) for x in tuned]
+        think = [len(m.group(1).strip()) for x in tuned if (m := re.search(r"<think>(.*?)</think>", x["completion"], re.S))]
+        assert 0 < len(think) < len(tuned)  # some samples think, others do not
         assert r["models"]["tuned"]["generation"]["think_chars_mean"] == sum(think) / len(think)
+        assert r["models"]["tuned"]["generation"]["n_thinking"] == len(think)
         assert "think_chars_mean" not in r["models"]["base"]["generation"]
         assert "mean &lt;think&gt; length" in html
         if limit == 2:  # two tokens never finish an answer: every generation is cut, and the report says so
