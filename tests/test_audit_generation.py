@@ -154,7 +154,8 @@ def test_generations_cut_at_the_limit_and_thinking(tmp_path, tiny_saved, trained
             warned = any(f"of {role} (" in w for w in r["warnings"])
             assert warned == (cut > 0.05) and (f"generations of {role} (" in err) == warned
         tuned = _records(out, "tuned")
-        think = [len(m.group(1).strip()) for x in tuned if (m := re.search(r"<think>(.*?)</think>", x["completion"], re.S))]
+        blocks = [re.search(r"<think>(.*?)</think>", x["completion"], re.S) for x in tuned]
+        think = [len(m.group(1).strip()) for m in blocks if m]
         assert 0 < len(think) < len(tuned)  # some samples think, others do not
         assert r["models"]["tuned"]["generation"]["think_chars_mean"] == sum(think) / len(think)
         assert r["models"]["tuned"]["generation"]["n_thinking"] == len(think)
@@ -241,3 +242,6 @@ def test_several_samples_pass_at_k_maj_at_k_and_resume(tmp_path, tiny_saved, tra
            "--out", str(tmp_path / "bad"), "--samples", "2", *QUIET]
     assert main(bad) == 2
     assert "--temperature" in capsys.readouterr().err and not (tmp_path / "bad").exists()
+    # saved generations have no sampling or prompt settings
+    assert main(["audit", "--predictions", str(shop_data), "--samples", "2", "--out", str(tmp_path / "bad")]) == 2
+    assert "--samples" in capsys.readouterr().err and not (tmp_path / "bad").exists()

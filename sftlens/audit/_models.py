@@ -53,8 +53,9 @@ class ModelHandle:
         template is applied, a hash of the template, the system message and ``example_prompt`` as
         the model reads it."""
         template = getattr(self.lm.tokenizer, "chat_template", None)
-        return {"chat_template": bool(self.lm.chat), "template_sha256": content_hash(template, 16) if template else None,
-                "system": self.lm.system, "example_prompt": self.lm.format_prompt(example_prompt)}
+        return {"chat_template": bool(self.lm.chat),
+                "template_sha256": content_hash(template, 16) if template else None, "system": self.lm.system,
+                "example_prompt": self.lm.format_prompt(example_prompt)}
 
 
 def set_prompt_format(lm, option: str, chat_template: str = "auto", system: str | None = None) -> None:

@@ -57,7 +57,7 @@ def first_samples(samples: list[Sample]) -> list[Sample]:
     """Each example's first sample, in order (what the faithfulness battery and the changed
     examples read: one chain per example).
 
-    >>> s = [Sample("a", "m", "t", "p", "c1", [], None, None, "1"), Sample("a", "m", "t", "p", "c2", [], None, None, "1")]
+    >>> s = [Sample("a", "m", "t", "p", c, [], None, None, "1") for c in ("c1", "c2")]
     >>> [x.completion for x in first_samples(s)]
     ['c1']
     """
@@ -122,7 +122,8 @@ def generation_summary(samples: list[Sample]) -> dict | None:
     >>> s = [Sample("1", "m", "t", "p", "c", [], None, None, "1", {"hit_max_new_tokens": h, **t})
     ...      for h, t in [(True, {"think_chars": 10}), (False, {"think_chars": 20}), (False, {})]]
     >>> generation_summary(s)
-    {'n_samples': 3, 'hit_max_new_tokens': 0.3333333333333333, 'n_hit_max_new_tokens': 1, 'n_measured': 3, 'think_chars_mean': 15.0, 'n_thinking': 2}
+    {'n_samples': 3, 'hit_max_new_tokens': 0.3333333333333333, 'n_hit_max_new_tokens': 1, 'n_measured': 3,
+     'think_chars_mean': 15.0, 'n_thinking': 2}
     """
     out: dict = {"n_samples": len(samples)}
     flags = [bool(s.meta["hit_max_new_tokens"]) for s in samples if "hit_max_new_tokens" in s.meta]

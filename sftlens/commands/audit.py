@@ -79,6 +79,9 @@ def run(args) -> int:
     if args.predictions:
         if args.base or args.tuned or args.adapter or args.data:
             raise UserError("--predictions scores saved generations; do not combine it with --base/--tuned/--adapter/--data")
+        if args.samples != 1 or args.system is not None or args.chat_template != "auto":
+            raise UserError("--predictions scores saved generations; --samples, --system and --chat-template set how "
+                            "a model generates, so drop them")
         res = audit_predictions(args.predictions, args.out, seed=args.seed, n_examples_shown=args.examples)
     else:
         if not args.base:
