@@ -6,11 +6,13 @@ The pipeline has three stages, each resumable from the files it leaves in ``DIR`
    generation is appended to ``DIR/samples.jsonl`` as soon as its batch is done, with a *cache key*
    built from the model's identity (hash of config and weights, plus path/id, revision and adapter),
    the exact prompt, the generation parameters and the seed. A rerun skips every sample whose key is
-   already there, so one model's cache never serves another and an interrupted run resumes.
+   already there, so one model's cache never serves another and an interrupted run resumes. With
+   ``--samples N`` an example has N generations (the index enters the key from the second on).
 2. **score** — per-sample metric rows (strict/flexible accuracy, step validity, Knowledge Index,
    per-step information gain scored by the *base* model for both models, so they share one scale)
    go to ``DIR/metrics.jsonl``, keyed by sample key + scorer identity + verifier.
-3. **aggregate** — bootstrap intervals per model, paired differences (tuned − base) with intervals,
+3. **aggregate** — an example's samples averaged first (accuracy becomes its pass@1; pass@k and
+   maj@k besides), then bootstrap intervals per model, paired differences (tuned − base) with intervals,
    McNemar's test on accuracy, variant gaps, the faithfulness battery when available, and a one-line
    verdict on the *accuracy trap*. ``DIR/results.json`` holds every number; ``DIR/report.html`` and
    ``DIR/report.md`` are rendered from it (``sftlens report DIR`` re-renders them without a model).

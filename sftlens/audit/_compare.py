@@ -68,7 +68,8 @@ def compare_models(rows_a: list[dict], rows_b: list[dict], pair_key: str = "id",
                                                         seed=seed))
     mcnemar_tests = {}
     for metric, label in (("correct", "strict"), ("flexible_correct", "flexible")):
-        if common and all(metric in by_key_a[k] for k in common):
+        if common and all(by_key_a[k].get(metric) in (0.0, 1.0) and by_key_b[k].get(metric) in (0.0, 1.0)
+                          for k in common):  # binary outcomes only (not the pass@1 of several samples)
             mcnemar_tests[label] = mcnemar([by_key_a[k][metric] for k in common],
                                            [by_key_b[k][metric] for k in common])
     return {"n_pairs": len(common), "only_a": len(by_key_a) - len(common), "only_b": len(by_key_b) - len(common),

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from ..core.console import make_console, progress
+from ..core.format import prompt_text
 from ..core.record import Example, Sample, atomic_write_json, write_jsonl
 from ._cache import Store
 from ._faithfulness import faithfulness_module, run_faithfulness
@@ -19,6 +20,7 @@ from ._models import ModelHandle, load_models
 from ._logs import detect_format
 from ._predictions import read_predictions
 from ._results import ModelEvidence, build_results
+from ._samples import first_samples
 from ._spec import AuditSpec, check_spec, load_data, pick_verifier
 from ._stages import GenSettings, add_format_gap, generate_cached, score_cached
 
@@ -123,7 +125,7 @@ def run_audit(spec: AuditSpec) -> dict | None:
     example_sets: dict[str, list[Example]] = {"main": examples}
     for name, variant_path in spec.variants.items():
         example_sets[name], _ = load_data(variant_path, spec.limit, *fields)
-    gen = GenSettings(spec.max_new_tokens, spec.batch_size, spec.temperature, spec.seed)
+    gen = GenSettings(spec.max_new_tokens, spec.batch_size, spec.temperature, spec.seed, spec.samples)
     samples_store = Store(out / SAMPLES_FILE)
     rows_store = Store(out / ROWS_FILE, key_field="row_key")
     faith_module = faithfulness_module() if spec.faithfulness else None
@@ -132,7 +134,8 @@ def run_audit(spec: AuditSpec) -> dict | None:
         notes.append("samples.jsonl ended in a truncated line (an interrupted run); it was dropped and regenerated")
 
     # both models load before any generation, so a tuned model that does not load fails in seconds
-    base, load_tuned = load_models(spec.base, spec.tuned, spec.adapter, spec.device, spec.dtype, spec.revision)
+    base, load_tuned = load_models(spec.base, spec.tuned, spec.adapter, spec.device, spec.dtype, spec.revision,
+                                   spec.chat_template, spec.system)
     handles: dict[str, ModelHandle] = {"base": base, "tuned": load_tuned()}
     vocab_note = _vocab_note(base.lm.tokenizer, handles["tuned"].lm.tokenizer)
     out.mkdir(parents=True, exist_ok=True)  # only now that every input is known to be good
@@ -145,7 +148,7 @@ def run_audit(spec: AuditSpec) -> dict | None:
         by_ranks = _merge_shards(out, state.num_processes)
         samples_store = Store(out / SAMPLES_FILE)
         rows_store = Store(out / ROWS_FILE, key_field="row_key")
-    n_all = sum(map(len, example_sets.values()))
+    n_all = sum(map(len, example_sets.values())) * gen.samples  # generations per model
     generated = {role: 0 for role in ROLES}
     samples: dict[str, dict[str, list[Sample]]] = {role: {} for role in ROLES}
     rows: dict[str, dict[str, list[dict]]] = {role: {} for role in ROLES}
@@ -160,8 +163,8 @@ def run_audit(spec: AuditSpec) -> dict | None:
                                                                  advance)
                 generated[role] += n_new
             if faith_module is not None:
-                batteries[role] = run_faithfulness(handle, examples, samples[role]["main"], spec.seed, world, out,
-                                                   spec.batch_size, spec.max_new_tokens,
+                batteries[role] = run_faithfulness(handle, examples, first_samples(samples[role]["main"]), spec.seed,
+                                                   world, out, spec.batch_size, spec.max_new_tokens,
                                                    start_bar(f"faithfulness ({role})", 4 * len(examples)))
         for role in ROLES:
             advance = start_bar(f"score ({role}, scorer = base)", n_all)
@@ -176,10 +179,17 @@ def run_audit(spec: AuditSpec) -> dict | None:
         notes.append(vocab_note)
     notes.append("information gain is scored by the base model for both models (one scale), toward the "
                  "reference answer; NaN/n/a marks chains without steps")
+    if gen.samples > 1:
+        notes.append(f"{gen.samples} samples per example at temperature {gen.temperature}: each metric is first "
+                     "averaged over an example's samples (accuracy is its pass@1), then intervals and paired "
+                     "differences are taken over examples; McNemar's test needs one binary outcome per example and "
+                     "is left out; the faithfulness battery and the changed examples read each example's first sample")
     inputs = {"base": spec.base, "tuned": spec.tuned, "adapter": spec.adapter, "data": str(data_path),
               "format": data_format, "n_examples": len(examples), "verifier": verifier_label,
               "equivalence": spec.equivalence, "variants": dict(spec.variants), "limit": spec.limit, "seed": spec.seed,
-              "generation": gen.as_key() | {"batch_size": gen.batch_size},
+              "generation": gen.as_key() | {"batch_size": gen.batch_size, "samples": gen.samples},
+              "chat_template": spec.chat_template, "system": spec.system,
+              "prompt_format": {role: handles[role].prompt_format(prompt_text(examples[0])) for role in ROLES},
               "device": str(base.lm.device), "dtype": str(next(base.lm.model.parameters()).dtype)}
     evidence = [ModelEvidence(role, handles[role].describe(), samples[role]["main"], rows[role]["main"],
                               batteries[role]) for role in ROLES]

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from ..core.errors import UserError
 from ..core.record import Example, RecordError, iter_dicts
+from ._models import CHAT_TEMPLATE_MODES
 
 
 @dataclass
@@ -39,6 +40,9 @@ class AuditSpec:
     n_examples_shown: int = 5
     equivalence: str = "math"  # how final answers are judged equal: math-verify, or "strict" exact match
     show_progress: bool = True
+    chat_template: str = "auto"
+    system: str | None = None
+    samples: int = 1
 
 
 def check_spec(spec: AuditSpec) -> None:
@@ -59,6 +63,15 @@ def check_spec(spec: AuditSpec) -> None:
     check_at_least(spec.batch_size, 1, "--batch-size")
     if spec.temperature < 0:
         raise UserError(f"--temperature must be at least 0, got {spec.temperature}")
+    check_at_least(spec.samples, 1, "--samples")
+    if spec.samples > 1 and spec.temperature <= 0:
+        raise UserError(f"--samples {spec.samples} needs --temperature above 0 (greedy decoding writes the same "
+                        "completion every time); pass e.g. --temperature 0.7, or drop --samples")
+    if spec.chat_template not in CHAT_TEMPLATE_MODES:
+        raise UserError(f"--chat-template must be one of {', '.join(CHAT_TEMPLATE_MODES)}, got '{spec.chat_template}'")
+    if spec.system is not None and spec.chat_template == "none":
+        raise UserError("--system adds a system message to the chat template, so it cannot be combined with "
+                        "--chat-template none; drop one of them")
     check_local_input(spec.data, "--data")
     check_local_input(spec.world, "--world")
     for name, path in spec.variants.items():

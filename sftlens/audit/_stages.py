@@ -14,43 +14,65 @@ from ._models import ModelHandle
 
 @dataclass
 class GenSettings:
-    """Generation parameters; all of them enter the cache key."""
+    """Generation parameters; all of them enter the cache key (``samples`` through each sample's
+    index, see :meth:`sample_params`)."""
 
     max_new_tokens: int = 256
     batch_size: int = 16
     temperature: float = 0.0
     seed: int = 0
+    samples: int = 1
 
     def as_key(self) -> dict:
         """The parameters that change what is generated (batch size does not)."""
         return {"max_new_tokens": self.max_new_tokens, "temperature": self.temperature, "seed": self.seed,
                 "stop_after_answer": True}
 
+    def sample_params(self, index: int) -> dict:
+        """The key parameters of an example's ``index``-th sample: :meth:`as_key`, plus the index
+        from the second sample on. The first sample's key is the one a one-sample run uses, so a
+        run with more samples reuses it and a resumed run finds every sample it made.
+
+        >>> GenSettings(temperature=0.7).sample_params(0) == GenSettings(temperature=0.7, samples=4).sample_params(0)
+        True
+        >>> GenSettings(temperature=0.7, samples=4).sample_params(2)["sample_index"]
+        2
+        """
+        return self.as_key() if index == 0 else {**self.as_key(), "sample_index": index}
+
 
 def generate_cached(handle: ModelHandle, examples: list[Example], set_name: str, store: Store, gen: GenSettings,
                     advance: Callable[[int], None] | None = None) -> tuple[list[Sample], int]:
-    """Samples of ``handle`` for ``examples`` (in order), generating only those not in ``store``;
-    each finished batch is appended to the store. Returns the samples and how many were generated."""
+    """Samples of ``handle`` for ``examples`` (``gen.samples`` per example, example by example),
+    generating only those not in ``store``; each finished batch is appended to the store. Returns
+    the samples and how many were generated. Each sample's ``meta`` records whether it stopped at
+    ``max_new_tokens`` (``hit_max_new_tokens``) and, with several samples, its ``sample_index``."""
     lm = handle.lm
+    n_samples = max(1, gen.samples)
     prompts = [prompt_text(e) for e in examples]
+    formatted = [lm.format_prompt(p) for p in prompts]
+    jobs = [(i, index) for i in range(len(examples)) for index in range(n_samples)]  # (example, sample index)
     adapter_state = "disabled" if handle.adapter_disabled else handle.adapter
-    keys = [sample_key(handle.identity, handle.name, handle.revision, adapter_state, lm.format_prompt(p),
-                       gen.as_key()) for p in prompts]
-    todo = [i for i, k in enumerate(keys) if store.get(k) is None]
-    if advance and len(examples) - len(todo):
-        advance(len(examples) - len(todo))
+    keys = [sample_key(handle.identity, handle.name, handle.revision, adapter_state, formatted[i],
+                       gen.sample_params(index)) for i, index in jobs]
+    todo = [j for j, k in enumerate(keys) if store.get(k) is None]
+    if advance and len(jobs) - len(todo):
+        advance(len(jobs) - len(todo))
     batch_size = max(1, gen.batch_size)
     for batch_start in range(0, len(todo), batch_size):
         batch = todo[batch_start:batch_start + batch_size]
-        seed = _batch_seed(gen, [keys[i] for i in batch])
+        seed = _batch_seed(gen, [keys[j] for j in batch])
         with handle.active():
-            completions = lm.generate([prompts[i] for i in batch], max_new_tokens=gen.max_new_tokens,
-                                      batch_size=gen.batch_size, temperature=gen.temperature, seed=seed)
+            generations = lm.generate([prompts[jobs[j][0]] for j in batch], max_new_tokens=gen.max_new_tokens,
+                                      batch_size=gen.batch_size, temperature=gen.temperature, seed=seed, details=True)
         records = []
-        for i, completion in zip(batch, completions):
-            sample = make_sample(examples[i], handle.name, lm.format_prompt(prompts[i]), completion, role=handle.role,
-                                 set=set_name, key=keys[i], model_identity=handle.identity, gen=gen.as_key())
-            records.append({"key": keys[i], "role": handle.role, "set": set_name, **sample.to_dict()})
+        for j, generation in zip(batch, generations):
+            i, index = jobs[j]
+            extra = {"sample_index": index} if n_samples > 1 else {}
+            sample = make_sample(examples[i], handle.name, formatted[i], generation.text, role=handle.role,
+                                 set=set_name, key=keys[j], model_identity=handle.identity, gen=gen.as_key(),
+                                 hit_max_new_tokens=generation.hit_limit, **extra)
+            records.append({"key": keys[j], "role": handle.role, "set": set_name, **sample.to_dict()})
         store.append(records)
         if advance:
             advance(len(batch))
@@ -89,7 +111,7 @@ def score_cached(samples: list[Sample], examples: list[Example], scorer: ModelHa
     from ..evaluate import score_samples
     from ..metrics.equivalence import judge_rows
 
-    scorer_identity = scorer.identity if scorer is not None else None
+    scorer_identity = scorer.scorer_identity if scorer is not None else None
     row_keys = [row_key(s.meta["key"] if "key" in s.meta else content_hash(s.to_dict()), scorer_identity,
                         verifier_label, equivalence) for s in samples]
     by_id = {e.id: e for e in examples}

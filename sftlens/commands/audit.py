@@ -4,6 +4,7 @@ whether the fine-tune shows the accuracy trap."""
 from __future__ import annotations
 
 import argparse
+import sys
 
 #: an interrupted run resumes when the same command is run again
 RESUMABLE = True
@@ -32,6 +33,12 @@ def add_parser(sub) -> None:
     m.add_argument("--revision", help="Hub revision (branch, tag or commit) of the models")
     m.add_argument("--device", help="cuda, mps or cpu (default: the best available)")
     m.add_argument("--dtype", help="torch dtype name, e.g. bfloat16 (default: bfloat16 on CUDA, else float32)")
+    m.add_argument("--chat-template", default="auto", choices=["auto", "none"],
+                   help="auto (default): a model whose tokenizer has a chat template reads each question as a user "
+                        "turn of that template, with the generation prompt; none: every model reads the plain prompt")
+    m.add_argument("--system", metavar="TEXT",
+                   help="a system message before each question (needs a chat template: an error with "
+                        "--chat-template none or a tokenizer without one)")
     d = p.add_argument_group("data")
     d.add_argument("--data", help="JSONL examples: sftlens schema (e.g. a lab's data/test.jsonl), GSM8K "
                                   "(question, answer with '#### N'), or any JSONL with --question-field/--answer-field")
@@ -66,6 +73,9 @@ def add_parser(sub) -> None:
                         "(fractions, decimals, percents, units, LaTeX, \\boxed{}; exact numbers compared exactly); "
                         "'strict' compares our normalised forms (the first number, or the lower-cased text). With "
                         "'math' both are reported, with the share of answers on which they disagree")
+    g.add_argument("--samples", type=int, default=1, metavar="N",
+                   help="sampled completions per example (default 1; N > 1 needs --temperature > 0): reports pass@k "
+                        "and maj@k for k = 1, 2, 4, ... up to N; the paired comparison uses each example's pass@1")
     g.add_argument("--faithfulness", action=argparse.BooleanOptionalAction, default=True,
                    help="run the faithfulness battery when sftlens.metrics.faithfulness is available (default on)")
     g.add_argument("--examples", type=int, default=5, help="how many changed examples the report shows (default 5)")
@@ -83,6 +93,9 @@ def run(args) -> int:
     if args.predictions:
         if args.base or args.tuned or args.adapter or args.data:
             raise UserError("--predictions scores saved generations; do not combine it with --base/--tuned/--adapter/--data")
+        if args.samples != 1 or args.system is not None or args.chat_template != "auto":
+            raise UserError("--predictions scores saved generations; --samples, --system and --chat-template set how "
+                            "a model generates, so drop them")
         res = audit_predictions(args.predictions, args.out, seed=args.seed, n_examples_shown=args.examples,
                                 fmt=args.predictions_fmt, equivalence=args.equivalence)
     else:
@@ -101,10 +114,13 @@ def run(args) -> int:
                          question_field=args.question_field, answer_field=args.answer_field,
                          steps_field=args.steps_field, step_splitter=args.step_splitter, id_field=args.id_field,
                          n_examples_shown=args.examples, show_progress=not args.no_progress,
-                         equivalence=args.equivalence)
+                         equivalence=args.equivalence, chat_template=args.chat_template, system=args.system,
+                         samples=args.samples)
         res = run_audit(spec)
         if res is None:  # a rank other than 0 of a multi-process launch: rank 0 reports
             return 0
+    for warning in res.get("warnings", []):
+        print(f"sftlens audit: warning: {warning}", file=sys.stderr)
     print(res["verdict"]["text"])
     run_ = res.get("run", {})
     done = (f"scored {run_.get('scored_new', 0)} saved generations" if args.predictions

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 
 def add_parser(sub) -> None:
     """Register ``report`` on the top-level subparsers."""
@@ -18,6 +20,8 @@ def run(args) -> int:
 
     html_path, md_path = write_report(args.dir)
     results, _, _ = load_saved(args.dir)
+    for warning in results.get("warnings", []):
+        print(f"sftlens report: warning: {warning}", file=sys.stderr)
     print(results["verdict"]["text"])
     print(f"wrote {html_path} and {md_path}")
     return 0

@@ -14,7 +14,7 @@ import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 
@@ -74,6 +74,7 @@ class LM:
         name: a label for reports (path, Hub id, or ``base+adapter``).
         identity: a hash of the config and weights, so caches never mix two models.
         chat: whether prompts are wrapped in the tokenizer's chat template.
+        system: a system message put before the user turn (only with ``chat``).
     """
 
     model: Any
@@ -82,16 +83,19 @@ class LM:
     identity: str = ""
     chat: bool = False
     meta: dict[str, Any] = field(default_factory=dict)
+    system: str | None = None
 
     @property
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
 
     def format_prompt(self, text: str) -> str:
-        """Apply the chat template (user turn, generation prompt) when the model has one."""
+        """Apply the chat template (the system message if any, the user turn, the generation prompt)
+        when prompts are wrapped in it (``chat``); else ``text`` as it is."""
         if not self.chat:
             return text
-        return self.tokenizer.apply_chat_template([{"role": "user", "content": text}], tokenize=False,
+        messages = [{"role": "system", "content": self.system}] if self.system else []
+        return self.tokenizer.apply_chat_template(messages + [{"role": "user", "content": text}], tokenize=False,
                                                   add_generation_prompt=True)
 
     def encode(self, text: str, add_special_tokens: bool = True) -> list[int]:
@@ -101,12 +105,14 @@ class LM:
     @torch.no_grad()
     def generate(self, prompts: list[str], max_new_tokens: int = 64, batch_size: int = 64,
                  temperature: float = 0.0, seed: int = 0, stop_after_answer: bool = True,
-                 progress=None) -> list[str]:
+                 progress=None, details: bool = False) -> list[str] | list[Generation]:
         """Continue each prompt; greedy when ``temperature == 0``, else sampling seeded by ``seed``.
 
         Rows stop at EOS, or (``stop_after_answer``) once an answer line (``A: ...`` or ``#### ...``)
-        is complete. Returns only the new text, in prompt order. Prompts are sorted by length into
-        batches so padding stays small. ``progress`` is called with the number of prompts done.
+        is complete. Returns only the new text, in prompt order; with ``details``, a
+        :class:`Generation` per prompt (the text, and whether it stopped at ``max_new_tokens``).
+        Prompts are sorted by length into batches so padding stays small. ``progress`` is called
+        with the number of prompts done.
         """
         from transformers import StoppingCriteria, StoppingCriteriaList
 
@@ -118,6 +124,7 @@ class LM:
         texts = [self.format_prompt(p) for p in prompts]
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         out: list[str] = [""] * len(texts)
+        hit_limit = [False] * len(texts)
 
         nl_ids = _newline_token_ids(tok).to(self.device)
 
@@ -151,14 +158,39 @@ class LM:
                 kw.update(do_sample=True, temperature=temperature, top_k=0, top_p=1.0)
             else:
                 kw.update(do_sample=False)
-            if stop_after_answer:
-                kw["stopping_criteria"] = StoppingCriteriaList([_AnswerDone(start)])
+            answer_done = _AnswerDone(start) if stop_after_answer else None
+            if answer_done is not None:
+                kw["stopping_criteria"] = StoppingCriteriaList([answer_done])
             seqs = self.model.generate(**enc, **kw)
             for j, i in enumerate(idx):
                 out[i] = tok.decode(seqs[j, start:], skip_special_tokens=True)
+                answered = answer_done is not None and answer_done.done is not None and bool(answer_done.done[j])
+                hit_limit[i] = stopped_by_limit(seqs[j, start:].tolist(), max_new_tokens, {tok.eos_token_id},
+                                                answered)
             if progress:
                 progress(len(idx))
-        return out
+        return [Generation(t, h) for t, h in zip(out, hit_limit)] if details else out
+
+
+class Generation(NamedTuple):
+    """One continuation from :meth:`LM.generate` with ``details``: its text, and whether it
+    stopped because it reached ``max_new_tokens`` (not at EOS, not at a finished answer line)."""
+
+    text: str
+    hit_limit: bool
+
+
+def stopped_by_limit(new_ids: list[int], max_new_tokens: int, eos: set[int], answered: bool = False) -> bool:
+    """Whether a generated row stopped at the length limit: it holds ``max_new_tokens`` tokens, none
+    of them an end-of-sequence id (padding after an early stop is EOS when the tokenizer pads with
+    it), and it did not complete its answer line (a row stopped by the answer rule is padded too).
+
+    >>> stopped_by_limit([5, 6], 2, {0}), stopped_by_limit([5, 0], 2, {0}), stopped_by_limit([5], 2, {0})
+    (True, False, False)
+    >>> stopped_by_limit([5, 6], 2, {0}, answered=True)
+    False
+    """
+    return len(new_ids) >= max_new_tokens and not answered and not any(t in eos for t in new_ids)
 
 
 _NEWLINE_CACHE: dict[int, torch.Tensor] = {}

@@ -10,6 +10,8 @@ import html
 import math
 from typing import Any
 
+from .generation import WARN_CSS, generation_html, generation_markdown, prompt_line, warning_banners
+
 PCT_UNITS = {"pct"}
 
 CSS = """
@@ -282,21 +284,24 @@ def render_html(results: dict, plots: dict[str, tuple[str, str]] | None = None) 
     run = results.get("run", {})
     notes = "".join(f"<li>{_e(n)}</li>" for n in results.get("notes", []))
     faith = "" if results.get("mode") == "predictions" else "<h2>Faithfulness</h2>" + _faith_table(results)
+    prompts = prompt_line(results)
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>sftlens audit — {_e(v.get('text', ''))[:80]}</title>
-<style>{CSS}</style></head>
+<style>{CSS}{WARN_CSS}</style></head>
 <body><main>
 <h1>sftlens audit{badge}</h1>
-<div class="sub">{_inputs_line(results)}</div>
+<div class="sub">{_inputs_line(results)}{"<br>" + _e(prompts) if prompts else ""}</div>
 <div class="banner {_status_class(results)}">{_e(v.get('text', ''))}</div>
+{warning_banners(results)}
 <p class="rule"><b>Rule:</b> {_e(v.get('rule', ''))}</p>
 <h2>Metrics</h2>
 <p class="rule">Means with 95% bootstrap intervals over examples; Δ is the paired difference with its own
 interval (green: interval above zero, red: below zero).</p>
 {_metric_table(results)}
 {_variant_table(results)}
+{generation_html(results)}
 {faith}
 {"<h2>Plots</h2><div class='grid'>" + figs + "</div>" if figs else ""}
 {_examples_html(results)}
@@ -334,7 +339,8 @@ def render_markdown(results: dict) -> str:
     models = list(results.get("models", {}).values())
     comps = results.get("comparisons", [])
     out = ["# sftlens audit" + (" (text metrics only)" if results.get("text_metrics_only") else ""), "",
-           f"**{_md(v.get('text', ''))}**", "", f"Rule: {v.get('rule', '')}", "", "## Metrics", "",
+           f"**{_md(v.get('text', ''))}**", "", *(f"> ⚠ {_md(w)}\n" for w in results.get("warnings") or []),
+           f"Rule: {v.get('rule', '')}", "", "## Metrics", "",
            "Means with 95% bootstrap intervals over examples; Δ is the paired difference.", ""]
     head = ["metric"] + [m["label"] for m in models] + [f"Δ {c['b']} − {c['a']}" for c in comps]
     out += ["| " + " | ".join(map(_md, head)) + " |", "|" + "---|" + "---:|" * (len(head) - 1)]
@@ -364,6 +370,7 @@ def render_markdown(results: dict) -> str:
                 a, aci = fmt_value(d["accuracy"], "pct")
                 g, gci, _ = fmt_diff(d["gap"], "pct")
                 out.append(f"| {_md(name)} | {_md(role)} | {a} {aci} | {g} {gci} |")
+    out += generation_markdown(results)
     fm = [m for m in models if m.get("faithfulness")]
     info = results.get("metric_info", {})
     if fm:
