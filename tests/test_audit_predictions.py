@@ -190,3 +190,59 @@ def test_math_equivalence_works_off_the_main_thread():
     t.start()
     t.join()
     assert errors == [] and results == [(True, False)]
+
+
+def test_models_in_separate_files_compare_like_one_file(tmp_path, capsys):
+    """A base log and a tuned log (no model field in either) audit like one file naming both models."""
+    one = tmp_path / "both.jsonl"
+    _write(one, ROWS)
+    lines = [json.loads(line) for line in one.read_text().splitlines()]
+    for model in ("a", "b"):
+        with open(tmp_path / f"{model}.jsonl", "w") as f:
+            for d in lines:
+                if d["model"] == model:
+                    f.write(json.dumps({k: v for k, v in d.items() if k != "model"}) + "\n")
+    assert main(["audit", "--predictions", str(one), "--out", str(tmp_path / "one")]) == 0
+    assert main(["audit", "--predictions", str(tmp_path / "a.jsonl"), "--predictions", str(tmp_path / "b.jsonl"),
+                 "--out", str(tmp_path / "two")]) == 0
+    r1 = json.loads((tmp_path / "one" / "results.json").read_text())
+    r2 = json.loads((tmp_path / "two" / "results.json").read_text())
+    assert list(r2["models"]) == ["model (a)", "model (b)"]
+    c1, c2 = r1["comparisons"][0], r2["comparisons"][0]
+    assert (c2["a"], c2["b"], c2["n_pairs"]) == ("model (a)", "model (b)", 6)
+    assert c2["diff"] == c1["diff"] and c2["mcnemar"] == c1["mcnemar"]
+    for m in ("a", "b"):
+        assert r2["models"][f"model ({m})"]["metrics"] == r1["models"][m]["metrics"]
+    # the tuned file answering other questions (another reference for id 1) is refused, nothing written
+    bad = tmp_path / "b_bad.jsonl"
+    bad.write_text((tmp_path / "b.jsonl").read_text().replace('"reference": "18"', '"reference": "19"'))
+    capsys.readouterr()
+    assert main(["audit", "--predictions", str(tmp_path / "a.jsonl"), "--predictions", str(bad),
+                 "--out", str(tmp_path / "bad")]) == 2
+    err = capsys.readouterr().err
+    assert "b_bad.jsonl" in err and "'1'" in err and "'19'" in err and "a.jsonl" in err
+    assert not (tmp_path / "bad").exists()
+
+
+def test_lm_eval_and_inspect_logs_of_one_model_pair_by_question(tmp_path, capsys):
+    """The fixtures are one greedy model run by both tools: paired by question, the two logs hold the
+    same generations (a reader taking the wrong field would differ); paired by id they are refused."""
+    from pathlib import Path
+
+    fixtures = Path(__file__).parent / "fixtures"
+    lm_eval = next((fixtures / "lm_eval").glob("samples_*.jsonl"))
+    inspect_log = fixtures / "inspect" / "gsm8k_fixture.json"
+    args = ["audit", "--predictions", str(lm_eval), "--predictions", str(inspect_log)]
+    assert main([*args, "--out", str(tmp_path / "by_id")]) == 2
+    assert "--pair-by question" in capsys.readouterr().err and not (tmp_path / "by_id").exists()
+    assert main([*args, "--pair-by", "question", "--out", str(tmp_path / "q")]) == 0
+    r = json.loads((tmp_path / "q" / "results.json").read_text())
+    assert r["inputs"]["paired_by"] == "question" and r["comparisons"][0]["n_pairs"] == 6
+    samples = [json.loads(line) for line in (tmp_path / "q" / "samples.jsonl").read_text().splitlines()]
+    by_model: dict[str, dict[str, str]] = {}
+    for s in samples:
+        by_model.setdefault(s["model"], {})[s["id"]] = s["completion"].strip()
+    assert len(by_model) == 2
+    first, second = by_model.values()
+    assert first.keys() == second.keys() and len(set(first.values())) == 6
+    assert all(first[k] == second[k] for k in first)

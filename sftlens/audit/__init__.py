@@ -29,7 +29,7 @@ from ._compare import (FAITH_METRICS, METRICS, TEXT_METRICS, TRAP_RULE, compare_
 from ._faithfulness import faithfulness_module
 from ._io import RESULTS_FILE, ROWS_FILE, SAMPLES_FILE, SCHEMA_VERSION, load_saved, write_report
 from ._models import ModelHandle, load_models
-from ._predictions import read_predictions
+from ._predictions import read_prediction_files, read_predictions
 from ._results import ModelEvidence, build_results
 from ._run import audit_predictions, run_audit
 from ._spec import AuditSpec, load_data, pick_verifier
@@ -38,6 +38,6 @@ from ._stages import GenSettings, generate_cached, score_cached
 __all__ = ["FAITH_METRICS", "METRICS", "RESULTS_FILE", "ROWS_FILE", "SAMPLES_FILE", "SCHEMA_VERSION", "TEXT_METRICS",
            "TRAP_RULE", "AuditSpec", "GenSettings", "ModelEvidence", "ModelHandle", "RecordError", "Store",
            "audit_predictions", "build_results", "compare_models", "content_hash", "faithfulness_module",
-           "generate_cached", "load_data", "load_models", "load_saved", "pick_verifier", "read_predictions",
+           "generate_cached", "load_data", "load_models", "load_saved", "pick_verifier", "read_prediction_files", "read_predictions",
            "row_key", "run_audit", "sample_key", "score_cached", "summarize_model", "text_only_verdict",
            "comparison_verdict", "trap_verdict", "variant_gap", "write_report"]

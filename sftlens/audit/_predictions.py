@@ -4,6 +4,7 @@ evaluation log (lm-evaluation-harness ``--log_samples``, inspect_ai; see ``_logs
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import NamedTuple
 
@@ -74,12 +75,14 @@ def parse_prediction(record, where: str, lineno: int, fields: dict[str, str] | N
                       None if prediction_id is None else str(prediction_id), written)
 
 
-def read_predictions(path: str | os.PathLike, fmt: str = "auto") -> tuple[list[Sample], list[Example], str]:
+def read_predictions(path: str | os.PathLike, fmt: str = "auto",
+                     paired_by: str | None = None) -> tuple[list[Sample], list[Example], str]:
     """Parse predictions into samples, one example per distinct pairing key, and the pairing used (``id``
     when every prediction has one, else ``question``). ``fmt``: ``sftlens`` (a JSONL of ``question``,
     ``completion``, ``reference``; optional ``model``, ``id``), ``lm-eval`` (a ``--log_samples`` file),
     ``inspect`` (an eval log) or ``auto`` (:func:`detect_format`). Errors name the file, the line or
-    sample, and the field as the file calls it."""
+    sample, and the field as the file calls it. ``paired_by`` forces the pairing (``question`` when
+    predictions from several files must pair alike)."""
     path = Path(path)
     if not path.is_file():
         raise RecordError(f"{path}: no such file" if not path.exists() else f"{path}: is a folder, expected a file")
@@ -94,7 +97,8 @@ def read_predictions(path: str | os.PathLike, fmt: str = "auto") -> tuple[list[S
     if not predictions:
         raise RecordError(f"{path}: no predictions (the file is empty)")
     wheres = {p.lineno: where for p, (_, where, _) in zip(predictions, rows)}
-    paired_by = "id" if all(p.id is not None for p in predictions) else "question"
+    if paired_by is None:
+        paired_by = "id" if all(p.id is not None for p in predictions) else "question"
     examples: dict[str, Example] = {}
     samples: list[Sample] = []
     first: dict[tuple[str, str], str] = {}
@@ -112,3 +116,43 @@ def read_predictions(path: str | os.PathLike, fmt: str = "auto") -> tuple[list[S
         samples.append(make_sample(example, p.model, p.question, p.completion, role=p.model, set="main",
                                    question=p.question.strip(), line=p.lineno, key=sample_key))
     return samples, list(examples.values()), paired_by
+
+
+def read_prediction_files(paths: list[str | os.PathLike], fmt: str = "auto", pair_by: str = "auto"
+                          ) -> tuple[list[Sample], list[Example], str, list[str]]:
+    """Predictions from several files (e.g. a base model's lm-eval log and a tuned model's), as
+    :func:`read_predictions` gives them for one: the samples, the examples, the pairing (``id`` when
+    every file pairs by id, else ``question`` for all; or as ``pair_by`` says) and the model names. A model name
+    found in two files is renamed after each file (``NAME (FILE STEM)``); an example whose reference
+    differs between files is an error naming both files."""
+    paths = [Path(p) for p in paths]
+    read = [read_predictions(p, fmt, None if pair_by == "auto" else pair_by) for p in paths]
+    paired_by = "id" if all(r[2] == "id" for r in read) else "question"
+    if pair_by == "id" and paired_by != "id":
+        raise RecordError(f"{paths[[r[2] for r in read].index('question')]}: --pair-by id, but some predictions "
+                          "have no id (pair them by question)")
+    read = [r if r[2] == paired_by else read_predictions(p, fmt, paired_by) for p, r in zip(paths, read)]
+    names = [list(dict.fromkeys(s.model for s in r[0])) for r in read]
+    shared = {n for i, ns in enumerate(names) for n in ns if any(n in other for other in names[i + 1:])}
+    samples: list[Sample] = []
+    examples: dict[str, tuple[Example, Path]] = {}
+    for index, (path, (file_samples, file_examples, _)) in enumerate(zip(paths, read)):
+        for example in file_examples:
+            seen = examples.setdefault(example.id, (example, path))
+            if seen[0].answer != example.answer:
+                raise RecordError(f"{path}: the example paired by {paired_by} '{example.id}' has the reference "
+                                  f"{example.answer!r}, but {seen[1]} gives {seen[0].answer!r} (the files must "
+                                  "answer the same questions; tools number them differently: try --pair-by question)")
+        for s in file_samples:
+            if s.model in shared:
+                label = f"{s.model} ({path.stem})"
+                s = replace(s, model=label, meta={**s.meta, "role": label})
+            if len(paths) > 1:  # the same line in two files is two generations
+                s = replace(s, meta={**s.meta, "key": content_hash([index, s.meta["key"]]), "file": str(path)})
+            samples.append(s)
+        names[index] = list(dict.fromkeys(s.model for s in samples[-len(file_samples):]))
+    models = [n for ns in names for n in ns]
+    if len(set(models)) != len(models):
+        raise RecordError(f"two files give the same model names after renaming ({', '.join(models)}): give the "
+                          "files different names")
+    return samples, [e for e, _ in examples.values()], paired_by, models

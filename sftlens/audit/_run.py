@@ -18,7 +18,7 @@ from ._faithfulness import faithfulness_module, run_faithfulness
 from ._io import RESULTS_FILE, ROWS_FILE, SAMPLES_FILE, clean_json, write_report
 from ._models import ModelHandle, load_models
 from ._logs import detect_format
-from ._predictions import read_predictions
+from ._predictions import read_prediction_files
 from ._results import ModelEvidence, build_results
 from ._samples import first_samples
 from ._spec import AuditSpec, check_spec, load_data, pick_verifier
@@ -228,14 +228,16 @@ def _vocab_note(base_tok, tuned_tok) -> str | None:
     return f"the tuned model's tokenizer {how}; the tuned chains are scored as text by the base"
 
 
-def audit_predictions(path: str | os.PathLike, out: str | os.PathLike, seed: int = 0,
-                      n_examples_shown: int = 5, fmt: str = "auto", equivalence: str = "math") -> dict:
+def audit_predictions(path: str | os.PathLike | list, out: str | os.PathLike, seed: int = 0,
+                      n_examples_shown: int = 5, fmt: str = "auto", equivalence: str = "math",
+                      pair_by: str = "auto") -> dict:
     """Score saved generations with text metrics only and compare the models in the file pairwise;
     final answers are judged equal by ``equivalence`` (math-verify, or ``"strict"`` exact match).
 
     ``path`` is a predictions JSONL, an lm-eval ``--log_samples`` file or an inspect eval log (``fmt``:
-    ``sftlens``, ``lm-eval``, ``inspect``, or ``auto`` to tell them apart). Writes ``samples.jsonl``,
-    ``metrics.jsonl``, ``results.json`` and the reports into ``out``.
+    ``sftlens``, ``lm-eval``, ``inspect``, or ``auto`` to tell them apart each), or a list of them
+    (e.g. a base model's log and a tuned model's: their models are compared in the order given).
+    Writes ``samples.jsonl``, ``metrics.jsonl``, ``results.json`` and the reports into ``out``.
     """
     from ..evaluate import score_samples
     from ..metrics.equivalence import judge_rows
@@ -245,12 +247,14 @@ def audit_predictions(path: str | os.PathLike, out: str | os.PathLike, seed: int
 
     started = time.time()
     check_seed(seed)
-    if not zipfile.is_zipfile(path):  # an inspect .eval log is a zip archive; every other format is UTF-8 text
-        check_input_file(path, "--predictions")
-    check_output_path(out, kind="dir", inputs=[path])
+    paths = [path] if isinstance(path, (str, os.PathLike)) else list(path)
+    for one in paths:
+        if not zipfile.is_zipfile(one):  # an inspect .eval log is a zip archive; every other format is UTF-8 text
+            check_input_file(one, "--predictions")
+    check_output_path(out, kind="dir", inputs=paths)
     out = Path(out)
-    fmt = detect_format(path) if fmt == "auto" else fmt
-    samples, examples, paired_by = read_predictions(path, fmt)
+    formats = [detect_format(one) if fmt == "auto" else fmt for one in paths]
+    samples, examples, paired_by, names = read_prediction_files(paths, fmt, pair_by)
     out.mkdir(parents=True, exist_ok=True)
     verifier_label = "arithmetic annotations <<expr=result>>"
     rows = score_samples(samples, examples, scorer=None, verifier=Gsm8kVerifier())
@@ -261,13 +265,12 @@ def audit_predictions(path: str | os.PathLike, out: str | os.PathLike, seed: int
     write_jsonl(out / SAMPLES_FILE, [{"key": s.meta["key"], "role": s.model, "set": "main", **s.to_dict()}
                                     for s in samples])
     write_jsonl(out / ROWS_FILE, [clean_json(r) for r in rows])
-    names = list(dict.fromkeys(s.model for s in samples))
     evidence = [ModelEvidence(name, {"name": name, "identity": None}, [s for s in samples if s.model == name],
                               [r for s, r in zip(samples, rows) if s.model == name]) for name in names]
     notes = ["text metrics only: generations were scored from the file without loading a model, so "
              "information gain, Knowledge Index and faithfulness are not computed",
              f"models are paired by {paired_by}"]
-    inputs = {"predictions": str(path), "predictions_format": fmt, "paired_by": paired_by, "n_lines": len(samples),
+    inputs = {"predictions": ", ".join(map(str, paths)), "predictions_format": ", ".join(dict.fromkeys(formats)), "paired_by": paired_by, "n_lines": len(samples),
               "models": names, "verifier": verifier_label, "equivalence": equivalence,
               "seed": seed}
     run = {"mode": "predictions", "generated_new": 0, "scored_new": len(rows),

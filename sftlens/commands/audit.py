@@ -53,10 +53,16 @@ def add_parser(sub) -> None:
     d.add_argument("--id-field", help="field holding a unique example id (generic JSONL; default: the line number)")
     d.add_argument("--step-splitter", help="regex separating steps inside a string steps field (default: newline)")
     d.add_argument("--limit", type=int, help="use only the first N examples")
-    d.add_argument("--predictions", help="saved generations: a JSONL of question, completion, reference (optional "
-                                         "model and id), an lm-evaluation-harness --log_samples file, or an inspect_ai "
-                                         "eval log (.json; .eval needs inspect-ai); text metrics only, no model is "
-                                         "loaded")
+    d.add_argument("--predictions", action="append", metavar="FILE",
+                   help="saved generations: a JSONL of question, completion, reference (optional model and id), an "
+                        "lm-evaluation-harness --log_samples file, or an inspect_ai eval log (.json; .eval needs "
+                        "inspect-ai); text metrics only, no model is loaded. Repeat it to compare models saved in "
+                        "different files (e.g. --predictions base.jsonl --predictions tuned.jsonl: compared in that "
+                        "order, paired by id or question)")
+    d.add_argument("--pair-by", choices=["auto", "id", "question"], default="auto",
+                   help="how generations of different models are paired: by 'id' (lm-eval's doc_id, inspect's sample "
+                        "id, our id field) or by 'question' text; default auto: id when every prediction has one. Tools "
+                        "number examples differently (lm-eval from 0, inspect from 1): pair their logs by question")
     d.add_argument("--predictions-format", dest="predictions_fmt", default="auto",
                    choices=["auto", "sftlens", "lm-eval", "inspect"],
                    help="format of --predictions (default: detected from the file: a zip archive or a JSON "
@@ -88,6 +94,8 @@ def run(args) -> int:
     from ..audit import AuditSpec, audit_predictions, run_audit
     from ..core.errors import UserError
 
+    if args.pair_by != "auto" and not args.predictions:
+        raise UserError("--pair-by pairs saved generations; give --predictions FILE")
     if args.predictions_fmt != "auto" and not args.predictions:
         raise UserError("--predictions-format is the format of --predictions; give --predictions FILE")
     if args.predictions:
@@ -97,7 +105,7 @@ def run(args) -> int:
             raise UserError("--predictions scores saved generations; --samples, --system and --chat-template set how "
                             "a model generates, so drop them")
         res = audit_predictions(args.predictions, args.out, seed=args.seed, n_examples_shown=args.examples,
-                                fmt=args.predictions_fmt, equivalence=args.equivalence)
+                                fmt=args.predictions_fmt, equivalence=args.equivalence, pair_by=args.pair_by)
     else:
         if not args.base:
             raise UserError("missing --base (the model before fine-tuning), or use --predictions FILE")
