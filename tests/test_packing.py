@@ -241,7 +241,56 @@ def test_non_superiority_reaches_every_verdict(mean, sd, expected):
     assert j["verdict"] == expected
 
 
-# ---- the micro run ----------------------------------------------------------------------------------------
+# ---- sftlens audit --checker -----------------------------------------------------------------------------
+def _predictions(path: Path, examples) -> None:
+    """Model 'a' answers every problem optimally; model 'b' writes a format-perfect infeasible answer to the
+    even problems and the pretraining shape ({"take": [...]}) to the odd ones."""
+    bad = with_answers(examples, "infeasible", seed=0)
+    with open(path, "w") as f:
+        for i, (e, b) in enumerate(zip(examples, bad)):
+            f.write(json.dumps({"id": e.id, "model": "a", "question": e.question, "completion": "A: " + e.answer,
+                                "reference": e.answer}) + "\n")
+            other = b.answer if i % 2 == 0 else json.dumps({"take": ["a"]})
+            f.write(json.dumps({"id": e.id, "model": "b", "question": e.question, "completion": "A: " + other,
+                                "reference": e.answer}) + "\n")
+
+
+def test_audit_predictions_reports_the_levels_of_each_model_paired(tmp_path):
+    from sftlens.cli import main
+
+    preds = tmp_path / "preds.jsonl"
+    _predictions(preds, PackingWorld().problems(6, seed=2))
+    assert main(["audit", "--predictions", str(preds), "--out", str(tmp_path / "p"), "--checker", "packing"]) == 0
+    r = json.loads((tmp_path / "p" / "results.json").read_text())
+    a, b = (r["models"][m]["metrics"] for m in ("a", "b"))
+    assert [a[k]["mean"] for k in ("json_parses", "schema_valid", "feasible", "optimal")] == [1.0, 1.0, 1.0, 1.0]
+    assert [b[k]["mean"] for k in ("json_parses", "schema_valid", "feasible", "optimal")] == [1.0, 0.5, 0.0, 0.0]
+    assert r["comparisons"][0]["diff"]["schema_valid"]["mean"] == -0.5 and r["inputs"]["checker"] == "packing"
+    assert "answer feasible" in (tmp_path / "p" / "report.md").read_text()
+    schema = tmp_path / "schema.json"
+    schema.write_text(json.dumps(SCHEMA))
+    assert main(["audit", "--predictions", str(preds), "--out", str(tmp_path / "s"),
+                 "--checker", f"json-schema:{schema}"]) == 0
+    r = json.loads((tmp_path / "s" / "results.json").read_text())
+    assert r["models"]["b"]["metrics"]["schema_valid"]["mean"] == 0.5 and "feasible" not in r["models"]["b"]["metrics"]
+
+
+def test_model_audit_adds_the_levels_to_every_row(tmp_path, tiny_saved):
+    from sftlens.cli import main
+    from sftlens.core.record import write_jsonl
+
+    data = tmp_path / "packing.jsonl"
+    write_jsonl(data, PackingWorld().problems(4, seed=4))
+    out = tmp_path / "audit"
+    assert main(["audit", "--base", str(tiny_saved), "--tuned", str(tiny_saved), "--data", str(data), "--out", str(out),
+                 "--checker", "packing", "--no-faithfulness", "--no-progress", "--max-new-tokens", "6"]) == 0
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    levels = {"json_parses", "schema_valid", "feasible", "optimal", "output_check"}
+    assert len(rows) == 4 and all(levels <= set(r) for r in rows)  # one model as base and tuned: one row each
+    r = json.loads((out / "results.json").read_text())
+    assert r["inputs"]["verifier"].startswith("packing checker") and "feasible" in r["models"]["tuned"]["metrics"]
+
+
 def test_micro_run_saves_levels_per_example_a_plot_and_a_c5_section(micro_run):
     from sftlens.tasks.packing import LEVELS
 

@@ -115,7 +115,7 @@ def run_audit(spec: AuditSpec) -> dict | None:
     data_path = Path(spec.data)
     fields = (spec.fmt, spec.question_field, spec.answer_field, spec.steps_field, spec.step_splitter, spec.id_field)
     examples, data_format = load_data(data_path, spec.limit, *fields)
-    verifier, verifier_label = pick_verifier(examples, data_path, spec.world)
+    verifier, verifier_label = pick_verifier(examples, data_path, spec.world, spec.checker)
     world = verifier if verifier_label.startswith("shop") else None
     example_sets: dict[str, list[Example]] = {"main": examples}
     for name, variant_path in spec.variants.items():
@@ -173,7 +173,7 @@ def run_audit(spec: AuditSpec) -> dict | None:
     notes.append("information gain is scored by the base model for both models (one scale), toward the "
                  "reference answer; NaN/n/a marks chains without steps")
     inputs = {"base": spec.base, "tuned": spec.tuned, "adapter": spec.adapter, "data": str(data_path),
-              "format": data_format, "n_examples": len(examples), "verifier": verifier_label,
+              "format": data_format, "n_examples": len(examples), "verifier": verifier_label, "checker": spec.checker,
               "variants": dict(spec.variants), "limit": spec.limit, "seed": spec.seed,
               "generation": gen.as_key() | {"batch_size": gen.batch_size},
               "device": str(base.lm.device), "dtype": str(next(base.lm.model.parameters()).dtype)}
@@ -215,8 +215,9 @@ def _vocab_note(base_tok, tuned_tok) -> str | None:
 
 
 def audit_predictions(path: str | os.PathLike, out: str | os.PathLike, seed: int = 0,
-                      n_examples_shown: int = 5) -> dict:
-    """Score saved generations with text metrics only and compare the models in the file pairwise.
+                      n_examples_shown: int = 5, checker: str | None = None) -> dict:
+    """Score saved generations with text metrics only and compare the models in the file pairwise
+    (``checker``: ``--checker``, the structured-output levels of each answer too).
 
     Writes ``samples.jsonl``, ``metrics.jsonl``, ``results.json`` and the reports into ``out``.
     """
@@ -229,11 +230,16 @@ def audit_predictions(path: str | os.PathLike, out: str | os.PathLike, seed: int
     check_seed(seed)
     check_input_file(path, "--predictions")
     check_output_path(out, kind="dir", inputs=[path])
+    from ._checker import check_checker, make_checker
+
+    check_checker(checker)
     out = Path(out)
     samples, examples, paired_by = read_predictions(path)
+    verifier, verifier_label = Gsm8kVerifier(), "arithmetic annotations <<expr=result>>"
+    if checker is not None:
+        verifier, verifier_label = make_checker(checker, examples, path, verifier)
     out.mkdir(parents=True, exist_ok=True)
-    verifier_label = "arithmetic annotations <<expr=result>>"
-    rows = score_samples(samples, examples, scorer=None, verifier=Gsm8kVerifier())
+    rows = score_samples(samples, examples, scorer=None, verifier=verifier)
     for row, sample in zip(rows, samples):
         add_format_gap(row).update(key=sample.meta["key"], row_key=sample.meta["key"], role=sample.model, set="main",
                    verifier=verifier_label)
@@ -247,7 +253,7 @@ def audit_predictions(path: str | os.PathLike, out: str | os.PathLike, seed: int
              "information gain, Knowledge Index and faithfulness are not computed",
              f"models are paired by {paired_by}"]
     inputs = {"predictions": str(path), "paired_by": paired_by, "n_lines": len(samples), "models": names,
-              "verifier": verifier_label, "seed": seed}
+              "verifier": verifier_label, "checker": checker, "seed": seed}
     run = {"mode": "predictions", "generated_new": 0, "scored_new": len(rows),
            "elapsed_s": round(time.time() - started, 2)}
     results = build_results("predictions", evidence, inputs=inputs, seed=seed, n_examples_shown=n_examples_shown,
