@@ -10,14 +10,12 @@ line of JSON, one list of item names per bin in the question's order::
     Q: bins 9 6 ; items "a" 4 7 , "b" 5 3 , "c" 6 8 , "d" 2 2
     A: {"bins":[["a","b"],["c"]]}
 
-Item names are letters (no digits: answers compare as text). Every output is checked at four
-levels (:func:`check_answer`), each requiring the one before: it **parses** as JSON; it is
-**schema-valid** (:data:`SCHEMA`, checked by ``jsonschema``); it is **feasible** (one list per bin,
-known items, none packed twice, no bin over capacity — the failures are named); it is **optimal**
-(its value equals the exact solver's, :func:`solve`). Tight instances (the default) weigh more than
-all bins hold, so a real choice is needed, and keep only instances with one optimal packing, so
-the reference answer is *the* optimum (exact match is optimality); ``loose=True`` makes every bin
-hold all the items, so any packing with the right form is feasible (C5's negative control).
+Item names are letters (no digits: answers compare as text). :func:`check_answer` checks four
+levels, each requiring the one before: **parses** as JSON; **schema-valid** (:data:`SCHEMA`, by
+``jsonschema``); **feasible** (one list per bin, known items, none twice, no bin over capacity — each
+failure named); **optimal** (value equals the exact solver's, :func:`solve`). Tight instances (the
+default) weigh more than the bins hold and have one optimal packing (exact match is optimality);
+``loose=True`` makes every bin hold all the items: any answer of the right form is feasible.
 
 The base model's pretraining problems have one bin and answer in another JSON shape
 (``{"take":["a","c"]}``): it brings JSON and the domain, as a pretrained model does, but not this
@@ -233,6 +231,11 @@ def check_answer(inst: Instance, text: str, optimum: int | None = None) -> Outpu
                        [] if value == best else [f"value {value} < optimum {best}"])
 
 
+def no_steps(steps: list[str]) -> list[StepCheck]:
+    """A packing answer has no steps: any line before it is ``other``, unchecked."""
+    return [StepCheck("other", None, False, "a packing answer has no steps to check") for _ in steps]
+
+
 class PackingChecker:
     """The verifier of one example: no steps to check; :meth:`check_output` adds the four levels
     (and ``output_check``, why the first level not reached failed) to the example's metric row."""
@@ -241,7 +244,7 @@ class PackingChecker:
         self.instance, self.optimum = inst, optimum
 
     def verify(self, steps: list[str], answer: str | None = None) -> list[StepCheck]:
-        return [StepCheck("other", None, False, "a packing answer has no steps to check") for _ in steps]
+        return no_steps(steps)
 
     def check(self, completion: str) -> OutputCheck:
         return check_answer(self.instance, answer_text(completion), self.optimum)
@@ -336,11 +339,10 @@ class PackingWorld:
         return {"more_items": self.problems(n, seed + 1, prefix="more", exclude=exclude, items=(k, k),
                                             variant="more_items")}
 
-    def fact_probes(self) -> list[Example]:
+    def fact_probes(self) -> list[Example]:  # no facts to recall, nothing to pretrain but the problems
         return []
 
-    def fact_corpus(self) -> list[str]:
-        return []
+    fact_corpus = fact_probes
 
     def vocabulary(self) -> list[str]:
         """Every word of this world's texts (prompt and completion).
@@ -357,8 +359,8 @@ class PackingWorld:
         return words + ["".join(" " + w for w in words)]
 
     def verify(self, steps: list[str], answer: str | None = None) -> list[StepCheck]:
-        """No instance given: nothing to check (:meth:`for_example` gives an example's checker)."""
-        return [StepCheck("other", None, False, "a packing answer has no steps to check") for _ in steps]
+        """No steps to check (:meth:`for_example` gives an example's output checker)."""
+        return no_steps(steps)
 
     def for_example(self, example: Example) -> PackingChecker:
         """The example's checker (:func:`sftlens.evaluate.score_samples` asks for it)."""
@@ -415,11 +417,6 @@ def with_answers(examples: list[Example], kind: str, seed: int) -> list[Example]
     return out
 
 
-@functools.lru_cache(maxsize=1)
-def stock_packing_world() -> PackingWorld:
-    return PackingWorld()
-
-
 @register_task("packing")
 class PackingTask:
     """The packing world as a task. Claims ``packing.*`` examples (each carries its instance); the
@@ -431,7 +428,7 @@ class PackingTask:
 
     def __init__(self, world=None):
         self.world = world if isinstance(world, PackingWorld) else None
-        self.verifier = self.world if self.world is not None else stock_packing_world()
+        self.verifier = self.world if self.world is not None else PackingWorld()
         self.corrupter = digit_corrupter
         self.paraphraser = lambda step, rng=None: step
 
@@ -464,4 +461,4 @@ def make_packing_splits(world: PackingWorld, n_pretrain: int, n_train: int, n_te
 __all__ = ["INSTRUCTION", "Instance", "LEVELS", "OutputCheck", "PackingChecker", "PackingConfig", "PackingTask",
            "PackingWorld", "SCHEMA", "Solution", "TASK", "answer_json", "assignments", "bins_of", "check_answer",
            "constraint_failures", "infeasible_assignment", "instance_of", "make_packing_splits", "parse_question",
-           "solve", "stock_packing_world", "suboptimal_assignment", "with_answers"]
+           "solve", "suboptimal_assignment", "with_answers"]

@@ -130,11 +130,9 @@ class FormNotFeasibility(Claim):
                 continue
             d = {k: paired_difference(column(rows[m], k), column(rows["base"], k), seed=seed, n_resamples=n)
                  for k in keys}
-            form_up, feasible_up = d["schema_valid"].lo > SESOI, d["feasible"].hi >= SESOI
-            reading = ("reproduced" if form_up and d["feasible"].hi < SESOI else "not reproduced"
+            reading = ("reproduced" if d["schema_valid"].lo > SESOI and d["feasible"].hi < SESOI else "not reproduced"
                        if d["schema_valid"].hi < SESOI or d["feasible"].lo > SESOI else "inconclusive")
-            per_condition[m] = {**{f"{k}_diff": e.to_dict() for k, e in d.items()}, "verdict": reading,
-                                "form_up": form_up, "feasibility_may_rise": feasible_up}
+            per_condition[m] = {**{f"{k}_diff": e.to_dict() for k, e in d.items()}, "verdict": reading}
         return ClaimResult(
             claim=self.statement, verdict=per_condition["correct"]["verdict"], rule=self.protocol.rule(),
             effect=effect("schema-valid rate, correct - base", per_condition["correct"]["schema_valid_diff"]),
