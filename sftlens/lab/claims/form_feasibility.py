@@ -23,7 +23,7 @@ from ...metrics.stats import bootstrap_mean, column, paired_difference
 from ...report.format import md_table, pct, pts
 from ...tasks.packing import LEVELS, with_answers
 from ..conditions import Condition, register_condition
-from ..protocol import Comparison, Protocol, SeedEvidence, paired_table
+from ..protocol import Comparison, Protocol, SeedEvidence, judge, paired_table
 from ._base import ACCURACY_SESOI, Arm, Claim, ClaimResult, FinishedRun, diff_column, effect, mean_of, register_claim
 
 register_condition(Condition("c5_infeasible", "format-perfect answers that pack every item, more than the bins hold "
@@ -130,9 +130,9 @@ class FormNotFeasibility(Claim):
                 continue
             d = {k: paired_difference(column(rows[m], k), column(rows["base"], k), seed=seed, n_resamples=n)
                  for k in keys}
-            reading = ("reproduced" if d["schema_valid"].lo > SESOI and d["feasible"].hi < SESOI else "not reproduced"
-                       if d["schema_valid"].hi < SESOI or d["feasible"].lo > SESOI else "inconclusive")
-            per_condition[m] = {**{f"{k}_diff": e.to_dict() for k, e in d.items()}, "verdict": reading}
+            # the protocol's own reading of this condition against the base, this seed only
+            reading = judge(self.protocol, [self.evidence(run, Arm((m,), "packing"))], n_resamples=n, seed=seed)
+            per_condition[m] = {**{f"{k}_diff": e.to_dict() for k, e in d.items()}, "verdict": reading["verdict"]}
         return ClaimResult(
             claim=self.statement, verdict=per_condition["correct"]["verdict"], rule=self.protocol.rule(),
             effect=effect("schema-valid rate, correct - base", per_condition["correct"]["schema_valid_diff"]),
@@ -176,7 +176,7 @@ class FormNotFeasibility(Claim):
                                                                pct(s["variants"]["feasible"])]
                            for m, s in per_model.items()]), "",
                  md_table(["condition", "schema-valid vs base", "feasible vs base", "optimal vs base",
-                           "reading (95%, descriptive)"],
+                           "the rule, this seed"],
                           [[m, pts(d["schema_valid_diff"]), pts(d["feasible_diff"]), pts(d["optimal_diff"]),
                             d["verdict"]] for m, d in per_condition.items()]), "",
                  "Which check each model's test answers failed (share of answers; an answer may fail several "
