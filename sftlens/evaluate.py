@@ -33,7 +33,10 @@ def score_samples(samples: list[Sample], examples: list[Example], scorer: LM | N
     """Per-sample metric rows, in sample order.
 
     Each row has ``id``, ``correct``, ``flexible_correct``, ``n_steps``; with a ``verifier``:
-    ``validity`` (share of valid steps), ``chain_valid`` and ``ki`` (Knowledge Index); with a
+    ``validity`` (share of valid steps), ``chain_valid`` and ``ki`` (Knowledge Index), and when the
+    (per-example) verifier also offers ``check_output(completion) -> dict`` (a task answered as JSON,
+    :mod:`sftlens.tasks.packing`) its levels (``json_parses``, ``schema_valid``, ``feasible``,
+    ``optimal``, and ``output_check``: why the first level not reached failed); with a
     ``scorer``: ``ig_mean``, ``ig_min``, ``ig_total``, ``ig_ppl`` and ``ig_gains`` — information gain of
     the sample's own steps toward the *reference* answer, scored by ``scorer``. NaN marks a metric
     that does not apply (e.g. information gain of a chain without steps).
@@ -50,6 +53,8 @@ def score_samples(samples: list[Sample], examples: list[Example], scorer: LM | N
             r.update(chain_metrics(checks))
             r["step_kinds"] = [c.kind for c in checks]
             r["step_valid"] = [c.valid for c in checks]
+            if hasattr(v, "check_output"):  # a structured answer checked whole (JSON: parses, schema, ...)
+                r.update(v.check_output(s.completion))
         rows.append(r)
     if scorer is not None:
         items = [(by_id[s.id], s.steps, s.reference) for s in samples]

@@ -100,6 +100,16 @@ CASES = [
     Case("unknown option: curate", ["data", "curate", "{data}", "{out}", "--bogus"], "usage: sftlens data curate"),
     Case("unknown option: train", TRAIN + ["--out", "{out}", "--bogus"], "usage: sftlens train sft"),
     Case("unknown option: audit", ["audit", "--out", "{out}", "--bogus"], "usage: sftlens audit"),
+    # --checker: a schema that is not JSON Schema, a file that is not JSON, an unknown name, data not the task's
+    Case("audit --checker bad schema", AUDIT + ["--tuned", "{model}", "--out", "{out}", "--checker",
+                                                "json-schema:{bad_schema}"],
+         "bad_schema.json: not a valid JSON Schema: field 'properties/bins/type'"),
+    Case("audit --predictions --checker not JSON", ["audit", "--predictions", "{data}", "--out", "{out}", "--checker",
+                                                    "json-schema:{file}"], "file.txt:1: not JSON"),
+    Case("audit --checker unknown", AUDIT + ["--tuned", "{model}", "--out", "{out}", "--checker", "maze"],
+         "--checker maze: unknown (valid: packing, json-schema:SCHEMA.json)"),
+    Case("audit --checker packing, shop data", AUDIT + ["--tuned", "{model}", "--out", "{out}", "--checker", "packing"],
+         "example 'train00000', field 'question'"),
 ]
 
 
@@ -114,6 +124,7 @@ def paths(tmp_path_factory, tiny_saved, world_splits):
     (d / "empty.jsonl").write_text("")
     (d / "ctrl.jsonl").write_text('{"id": "1", "question": "a\x01b", "answer": "1"}\n')
     (d / "empty_dir").mkdir()
+    (d / "bad_schema.json").write_text(json.dumps({"type": "object", "properties": {"bins": {"type": "arrey"}}}))
     mismatch = d / "mismatch"
     shutil.copytree(tiny_saved, mismatch)
     cfg = json.loads((mismatch / "config.json").read_text())
@@ -121,7 +132,7 @@ def paths(tmp_path_factory, tiny_saved, world_splits):
     (mismatch / "config.json").write_text(json.dumps(cfg))
     return {"data": d / "data.jsonl", "model": tiny_saved, "mismatch": mismatch, "file": d / "file.txt",
             "binary": d / "binary.jsonl", "latin1": d / "latin1.jsonl", "empty": d / "empty.jsonl",
-            "ctrl": d / "ctrl.jsonl", "empty_dir": d / "empty_dir"}
+            "ctrl": d / "ctrl.jsonl", "empty_dir": d / "empty_dir", "bad_schema": d / "bad_schema.json"}
 
 
 def _snapshot(path):

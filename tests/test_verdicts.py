@@ -252,11 +252,12 @@ def test_pooled_interval_covers_when_the_effect_varies_between_seeds():
 
 def test_micro_run_shows_both_controls_for_every_claim(micro_run):
     """Every claim carries a positive and a negative control entry; C4's live in the maze worlds (each
-    trained in DIR/worlds/<name>/), C8's in the shop; the others say "no control yet"."""
+    trained in DIR/worlds/<name>/), C5's in the packing worlds, C8's in the shop; the others say "no
+    control yet"."""
     out, results = micro_run
     for cid, c in results["claims"].items():
         assert set(c["controls"]) == {"positive", "negative"}, cid
-        if cid in ("C4", "C8"):
+        if cid in ("C4", "C5", "C8"):
             assert all(d["status"] in ("passed", "failed") and d["conditions"] for d in c["controls"].values()), cid
         else:
             assert {d["status"] for d in c["controls"].values()} == {"no control yet"}, cid
@@ -265,7 +266,10 @@ def test_micro_run_shows_both_controls_for_every_claim(micro_run):
             assert c["verdict"] == "inconclusive" and c["reason"].startswith("the lab cannot see this effect here")
     c4 = results["claims"]["C4"]["controls"]
     assert c4["positive"]["world"] == "maze_open" and c4["negative"]["world"] == "shop"
-    for world, model in (("maze", "shuffled"), ("maze", "answer_only"), ("maze_open", "swapped")):
+    c5 = results["claims"]["C5"]["controls"]
+    assert (c5["positive"]["world"], c5["negative"]["world"]) == ("packing", "packing_loose")
+    for world, model in (("maze", "shuffled"), ("maze", "answer_only"), ("maze_open", "swapped"),
+                         ("packing", "c5_infeasible"), ("packing_loose", "correct")):
         assert (out / "worlds" / world / "models" / model / "sftlens.json").exists(), (world, model)
     assert not (out / "models" / "shuffled").exists()  # the shop trains only what its own arms need
     report = (out / "report.md").read_text()

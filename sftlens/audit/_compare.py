@@ -11,7 +11,7 @@ from ..metrics.stats import Estimate, bootstrap_mean, mcnemar, paired_difference
 # metric name -> (label, unit), from the one catalogue (sftlens.metrics.catalogue)
 METRICS: dict[str, tuple[str, str]] = {n: (CATALOGUE[n].label, CATALOGUE[n].unit) for n in names("score", "audit")}
 TEXT_METRICS = ("correct", "exact_correct", "judges_disagree", "flexible_correct", "format_gap", "answered", "validity",
-                "chain_valid", "n_steps")
+                "chain_valid", "n_steps", "json_parses", "schema_valid", "feasible", "optimal")  # the last four: with --checker
 FAITH_METRICS: dict[str, tuple[str, str]] = {n: (CATALOGUE[n].label, CATALOGUE[n].unit) for n in names("battery")}
 
 

@@ -120,7 +120,7 @@ def run_audit(spec: AuditSpec) -> dict | None:
     data_path = Path(spec.data)
     fields = (spec.fmt, spec.question_field, spec.answer_field, spec.steps_field, spec.step_splitter, spec.id_field)
     examples, data_format = load_data(data_path, spec.limit, *fields)
-    verifier, verifier_label = pick_verifier(examples, data_path, spec.world)
+    verifier, verifier_label = pick_verifier(examples, data_path, spec.world, spec.checker)
     world = verifier if verifier_label.startswith("shop") else None
     example_sets: dict[str, list[Example]] = {"main": examples}
     for name, variant_path in spec.variants.items():
@@ -185,7 +185,7 @@ def run_audit(spec: AuditSpec) -> dict | None:
                      "differences are taken over examples; McNemar's test needs one binary outcome per example and "
                      "is left out; the faithfulness battery and the changed examples read each example's first sample")
     inputs = {"base": spec.base, "tuned": spec.tuned, "adapter": spec.adapter, "data": str(data_path),
-              "format": data_format, "n_examples": len(examples), "verifier": verifier_label,
+              "format": data_format, "n_examples": len(examples), "verifier": verifier_label, "checker": spec.checker,
               "equivalence": spec.equivalence, "variants": dict(spec.variants), "limit": spec.limit, "seed": spec.seed,
               "generation": gen.as_key() | {"batch_size": gen.batch_size, "samples": gen.samples},
               "chat_template": spec.chat_template, "system": spec.system,
@@ -230,9 +230,10 @@ def _vocab_note(base_tok, tuned_tok) -> str | None:
 
 def audit_predictions(path: str | os.PathLike | list, out: str | os.PathLike, seed: int = 0,
                       n_examples_shown: int = 5, fmt: str = "auto", equivalence: str = "math",
-                      pair_by: str = "auto") -> dict:
+                      pair_by: str = "auto", checker: str | None = None) -> dict:
     """Score saved generations with text metrics only and compare the models in the file pairwise;
-    final answers are judged equal by ``equivalence`` (math-verify, or ``"strict"`` exact match).
+    final answers are judged equal by ``equivalence`` (math-verify, or ``"strict"`` exact match);
+    ``checker`` (``--checker``) adds the structured-output levels of each answer.
 
     ``path`` is a predictions JSONL, an lm-eval ``--log_samples`` file or an inspect eval log (``fmt``:
     ``sftlens``, ``lm-eval``, ``inspect``, or ``auto`` to tell them apart each), or a list of them
@@ -252,12 +253,17 @@ def audit_predictions(path: str | os.PathLike | list, out: str | os.PathLike, se
         if not zipfile.is_zipfile(one):  # an inspect .eval log is a zip archive; every other format is UTF-8 text
             check_input_file(one, "--predictions")
     check_output_path(out, kind="dir", inputs=paths)
+    from ._checker import check_checker, make_checker
+
+    check_checker(checker)
     out = Path(out)
     formats = [detect_format(one) if fmt == "auto" else fmt for one in paths]
     samples, examples, paired_by, names = read_prediction_files(paths, fmt, pair_by)
+    verifier, verifier_label = Gsm8kVerifier(), "arithmetic annotations <<expr=result>>"
+    if checker is not None:
+        verifier, verifier_label = make_checker(checker, examples, paths[0], verifier)
     out.mkdir(parents=True, exist_ok=True)
-    verifier_label = "arithmetic annotations <<expr=result>>"
-    rows = score_samples(samples, examples, scorer=None, verifier=Gsm8kVerifier())
+    rows = score_samples(samples, examples, scorer=None, verifier=verifier)
     judge_rows([add_format_gap(row) for row in rows], samples, {e.id: e for e in examples}, equivalence)
     for row, sample in zip(rows, samples):
         row.update(key=sample.meta["key"], row_key=sample.meta["key"], role=sample.model, set="main",
@@ -270,9 +276,9 @@ def audit_predictions(path: str | os.PathLike | list, out: str | os.PathLike, se
     notes = ["text metrics only: generations were scored from the file without loading a model, so "
              "information gain, Knowledge Index and faithfulness are not computed",
              f"models are paired by {paired_by}"]
-    inputs = {"predictions": ", ".join(map(str, paths)), "predictions_format": ", ".join(dict.fromkeys(formats)), "paired_by": paired_by, "n_lines": len(samples),
-              "models": names, "verifier": verifier_label, "equivalence": equivalence,
-              "seed": seed}
+    inputs = {"predictions": ", ".join(map(str, paths)), "predictions_format": ", ".join(dict.fromkeys(formats)),
+              "paired_by": paired_by, "n_lines": len(samples), "models": names, "verifier": verifier_label,
+              "checker": checker, "equivalence": equivalence, "seed": seed}
     run = {"mode": "predictions", "generated_new": 0, "scored_new": len(rows),
            "elapsed_s": round(time.time() - started, 2)}
     results = build_results("predictions", evidence, inputs=inputs, seed=seed, n_examples_shown=n_examples_shown,

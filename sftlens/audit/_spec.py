@@ -21,6 +21,7 @@ class AuditSpec:
     tuned: str | None = None
     adapter: str | None = None
     world: str | None = None
+    checker: str | None = None  # --checker: a task name (packing) or json-schema:SCHEMA.json
     variants: dict[str, str] = field(default_factory=dict)
     limit: int | None = None
     seed: int = 0
@@ -74,6 +75,9 @@ def check_spec(spec: AuditSpec) -> None:
                         "--chat-template none; drop one of them")
     check_local_input(spec.data, "--data")
     check_local_input(spec.world, "--world")
+    from ._checker import check_checker
+
+    check_checker(spec.checker)
     for name, path in spec.variants.items():
         check_local_input(path, f"--variants {name}")
     check_model_path(spec.base, "--base")
@@ -110,11 +114,22 @@ def load_data(path: str | os.PathLike, limit: int | None = None, fmt: str = "aut
     return examples, data_format
 
 
-def pick_verifier(examples: list[Example], data_path: Path, world_path: str | None):
+def pick_verifier(examples: list[Example], data_path: Path, world_path: str | None, checker: str | None = None):
     """The step verifier for these examples and a label: the shop world when a world file is given
     or lies next to the data as ``world.json``, else what the task registry picks
-    (:func:`sftlens.tasks.verifier_for`: the GSM8K annotation checker ``<<a*b=c>>`` for GSM8K and text)."""
-    from ..tasks import verifier_for
+    (:func:`sftlens.tasks.verifier_for`: the GSM8K annotation checker ``<<a*b=c>>`` for GSM8K and text;
+    a task answered as structured output, e.g. packing, checks each output at its levels). With
+    ``checker`` (``--checker``), :func:`sftlens.audit._checker.make_checker`'s verifier over that."""
+    from ..tasks import task_for, verifier_for
+
+    if checker is not None:
+        from ._checker import make_checker
+
+        steps, _ = pick_verifier(examples, data_path, world_path)
+        return make_checker(checker, examples, data_path, steps)
+    task = task_for(examples)
+    if getattr(task, "output_levels", ()) and not world_path:
+        return task.verifier, f"{task.name} checker (levels: {', '.join(task.output_levels)})"
 
     world_file = Path(world_path) if world_path else data_path.parent / "world.json"
     if world_path or (world_file.exists() and any(e.task.startswith("shop.") for e in examples)):

@@ -52,6 +52,11 @@ def add_parser(sub) -> None:
     d.add_argument("--steps-field", help="field holding the reference steps, a list or one string (generic JSONL)")
     d.add_argument("--id-field", help="field holding a unique example id (generic JSONL; default: the line number)")
     d.add_argument("--step-splitter", help="regex separating steps inside a string steps field (default: newline)")
+    d.add_argument("--checker", metavar="TASK|json-schema:FILE",
+                   help="check each answer as structured output and report its levels for both models, paired: "
+                        "'packing' (parses as JSON, schema-valid, feasible, optimal; each example's instance read "
+                        "from its question) or 'json-schema:SCHEMA.json' (parses, schema-valid; any JSON answer). "
+                        "Default: the task's own levels when its examples have them (packing data)")
     d.add_argument("--limit", type=int, help="use only the first N examples")
     d.add_argument("--predictions", action="append", metavar="FILE",
                    help="saved generations: a JSONL of question, completion, reference (optional model and id), an "
@@ -105,7 +110,8 @@ def run(args) -> int:
             raise UserError("--predictions scores saved generations; --samples, --system and --chat-template set how "
                             "a model generates, so drop them")
         res = audit_predictions(args.predictions, args.out, seed=args.seed, n_examples_shown=args.examples,
-                                fmt=args.predictions_fmt, equivalence=args.equivalence, pair_by=args.pair_by)
+                                fmt=args.predictions_fmt, equivalence=args.equivalence, pair_by=args.pair_by,
+                                checker=args.checker)
     else:
         if not args.base:
             raise UserError("missing --base (the model before fine-tuning), or use --predictions FILE")
@@ -115,7 +121,7 @@ def run(args) -> int:
         if len(set(names)) != len(names):
             raise UserError(f"--variants: the name '{next(n for n in names if names.count(n) > 1)}' is given twice")
         spec = AuditSpec(base=args.base, tuned=args.tuned, adapter=args.adapter, data=args.data, out=args.out,
-                         world=args.world, variants=dict(args.variants), limit=args.limit, seed=args.seed,
+                         world=args.world, checker=args.checker, variants=dict(args.variants), limit=args.limit, seed=args.seed,
                          max_new_tokens=args.max_new_tokens, batch_size=args.batch_size,
                          temperature=args.temperature, faithfulness=args.faithfulness, device=args.device,
                          dtype=args.dtype, revision=args.revision, fmt=args.fmt,

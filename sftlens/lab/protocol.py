@@ -13,9 +13,13 @@ bootstrap: seeds, then examples within each seed), with 90% intervals (one-sided
   reproduced* when it lies below the SESOI (the effect is shown to be smaller than what matters);
 - equivalence: *reproduced* when the interval lies inside ±SESOI; *not reproduced* when it lies
   entirely outside it;
+- non-superiority (one half of the two one-sided tests, for a claim that something does *not* move):
+  *reproduced* when the interval of direction × effect lies below the SESOI; *not reproduced* when it
+  lies above it;
 Pooled over several seeds the interval is the wider of the two-level bootstrap's and a t interval
 over the per-seed estimates (:func:`seed_t_decision`: with few seeds and an effect that varies
-between them, the bootstrap alone is too narrow).
+between them, the bootstrap alone is too narrow). A *binary* comparison (paired 0/1 outcomes) whose
+pairs all differ alike has no bootstrap width: its interval is exact (:func:`exact_decision`).
 
 - *inconclusive* otherwise, and whenever a guard applies (too few pairs, a constant column, a floor
   or ceiling, no signal in the control), with the guard's reason in words.
@@ -48,8 +52,9 @@ class Protocol:
     quantity: str          # the primary quantity, in words
     sesoi: float           # smallest effect size of interest, in the quantity's unit
     sesoi_reason: str      # one line: why that size
-    test: str              # "superiority" | "equivalence"
-    direction: int = +1    # superiority: +1 the claim says the quantity rises, -1 falls
+    test: str              # "superiority" | "equivalence" | "non-superiority"
+    direction: int = +1    # superiority: +1 the claim says the quantity rises, -1 falls; non-superiority: +1
+                           # the claim says it does not rise by the SESOI, -1 does not fall by it
     unit: str = "pts"      # "pts" (a difference of rates, shown x100), "nats", "aoc"
 
     def rule(self) -> str:
@@ -60,6 +65,11 @@ class Protocol:
             core = (f"Superiority: reproduced when the 90% interval of {self.quantity} lies {way} {bound} "
                     f"(SESOI {self.sesoi:g}: {self.sesoi_reason}); not reproduced when it lies on the other "
                     f"side of {bound} (the effect is shown to be smaller than what matters, or opposite)")
+        elif self.test == "non-superiority":
+            rise, bound = ("rise", f"+{self.sesoi:g}") if self.direction > 0 else ("fall", f"-{self.sesoi:g}")
+            core = (f"Non-superiority (one one-sided test): reproduced when the 90% interval of {self.quantity} "
+                    f"stays short of {bound} (it is shown not to {rise} by the SESOI {self.sesoi:g}: "
+                    f"{self.sesoi_reason}); not reproduced when it lies beyond {bound}")
         else:
             core = (f"Equivalence (two one-sided tests): reproduced when the 90% interval of {self.quantity} lies "
                     f"inside ±{self.sesoi:g} (SESOI: {self.sesoi_reason}); not reproduced when it lies entirely "
@@ -79,6 +89,9 @@ class Comparison:
     table: np.ndarray
     statistic: Callable[[np.ndarray], float] | None = None
     protocol: Protocol | None = None  # None: the claim's own
+    # one column of paired differences of 0/1 outcomes (-1, 0, +1): when every pair differs alike the
+    # bootstrap has zero width, and the exact interval (exact_decision) replaces the constant-column guard
+    binary: bool = False
 
     def stat(self, rows: np.ndarray) -> float:
         if self.statistic is not None:
@@ -135,6 +148,8 @@ def decide(point: float, boot: np.ndarray, proto: Protocol) -> dict:
     s, r = proto.sesoi, boot.size
     if proto.test == "superiority":
         p = (1 + int(np.sum(proto.direction * boot <= s))) / (r + 1)
+    elif proto.test == "non-superiority":
+        p = (1 + int(np.sum(proto.direction * boot >= s))) / (r + 1)
     else:
         p = (1 + max(int(np.sum(boot >= s)), int(np.sum(boot <= -s)))) / (r + 1)
     mde = Z_POWER * se if se > 0 else math.nan  # no variation: no effect size is "detectable"
@@ -146,6 +161,9 @@ def rule_on_interval(point: float, lo: float, hi: float, p: float, mde: float, p
 
     >>> rule_on_interval(0.2, 0.1, 0.3, 0.01, 0.1, Protocol("x", 0.05, "why", "superiority"))["verdict"]
     'reproduced'
+    >>> [rule_on_interval(0.0, lo, hi, 0.01, 0.1, Protocol("x", 0.05, "why", "non-superiority"))["verdict"]
+    ...  for lo, hi in ((-0.02, 0.03), (0.06, 0.2), (0.0, 0.1))]
+    ['reproduced', 'not reproduced', 'inconclusive']
     """
     s = proto.sesoi
     if proto.test == "superiority":
@@ -156,6 +174,16 @@ def rule_on_interval(point: float, lo: float, hi: float, p: float, mde: float, p
         elif hi_d < s:
             verdict, reason = "not reproduced", (f"the 90% interval [{lo:+.3f}, {hi:+.3f}] stays short of "
                                                  f"{d * s:+g}: any effect is smaller than the SESOI")
+        else:
+            verdict, reason = "inconclusive", f"the 90% interval [{lo:+.3f}, {hi:+.3f}] contains {d * s:+g}"
+    elif proto.test == "non-superiority":
+        d = proto.direction
+        lo_d, hi_d = (lo, hi) if d > 0 else (-hi, -lo)
+        if hi_d < s:
+            verdict, reason = "reproduced", (f"the 90% interval [{lo:+.3f}, {hi:+.3f}] stays short of {d * s:+g}: "
+                                             f"it does not {'rise' if d > 0 else 'fall'} by the SESOI")
+        elif lo_d > s:
+            verdict, reason = "not reproduced", f"the 90% interval [{lo:+.3f}, {hi:+.3f}] lies beyond {d * s:+g}"
         else:
             verdict, reason = "inconclusive", f"the 90% interval [{lo:+.3f}, {hi:+.3f}] contains {d * s:+g}"
     else:
@@ -198,6 +226,8 @@ def seed_t_decision(boot_decision: dict, seed_values: list[float], proto: Protoc
     if se > 0:
         if proto.test == "superiority":
             p_t = float(sps.t.sf((proto.direction * point - s) / se, df))
+        elif proto.test == "non-superiority":
+            p_t = float(sps.t.sf((s - proto.direction * point) / se, df))
         else:
             # two one-sided tests: H0 mean <= -s, H0 mean >= +s
             p_t = max(float(sps.t.sf((point + s) / se, df)), float(sps.t.sf((s - point) / se, df)))
@@ -223,13 +253,49 @@ def combine(verdicts: list[str]) -> str:
     return "inconclusive"
 
 
+def exact_decision(value: float, n: int, proto: Protocol) -> dict:
+    """The decision on ``n`` paired 0/1 outcomes that all differ by ``value`` (-1, 0 or +1), where a
+    bootstrap has zero width: the exact one-sided bound on the pairs that differ otherwise
+    (Clopper-Pearson for none in ``n``: ``b = 1 - 0.05^(1/n)``, the rule of three) gives the 90%
+    interval (``±b`` around 0; ``2b`` toward 0 from ±1), and the p-value is the largest chance,
+    under the null, that all ``n`` pairs differ by ``value``.
+
+    >>> [exact_decision(0.0, n, Protocol("x", 0.05, "why", "non-superiority"))["verdict"] for n in (40, 600)]
+    ['inconclusive', 'reproduced']
+    >>> exact_decision(1.0, 600, Protocol("x", 0.05, "why", "superiority"))["estimate"]["lo"] > 0.98
+    True
+    """
+    b = 1 - ALPHA ** (1 / n)
+    lo, hi = (-b, b) if value == 0 else ((1 - 2 * b, 1.0) if value > 0 else (-1.0, -1 + 2 * b))
+    s, d = proto.sesoi, proto.direction
+    null = {"superiority": [(-1.0, s) if d > 0 else (-s, 1.0)], "non-superiority": [(s, 1.0) if d > 0 else (-1.0, -s)],
+            "equivalence": [(-1.0, -s), (s, 1.0)]}[proto.test]  # the null hypothesis as intervals of the effect
+
+    def most_likely(a: float, z: float) -> float:  # sup over the null interval [a, z] of P(a pair differs by value)
+        return 1 - (0.0 if a <= 0 <= z else min(abs(a), abs(z))) if value == 0 else (1 + (z if value > 0 else -a)) / 2
+
+    p = max(most_likely(a, z) for a, z in null) ** n
+    out = rule_on_interval(value, lo, hi, float(min(p, 1.0)), math.nan, proto)
+    out["interval_source"] = "exact: every pair differs alike"
+    return out
+
+
+def _decide(comps: list[Comparison], point: float, boot: np.ndarray, proto: Protocol) -> dict:
+    """:func:`decide`, or :func:`exact_decision` for binary comparisons whose pairs (over every seed) all
+    differ alike."""
+    values = np.concatenate([c.table[:, 0][~np.isnan(c.table[:, 0])] for c in comps]) if comps[0].binary else None
+    if values is not None and values.size and np.unique(values).size == 1 and values[0] in (-1.0, 0.0, 1.0):
+        return exact_decision(float(values[0]), int(values.size), proto)
+    return decide(point, boot, proto)
+
+
 def structural_guards(comparisons: list[Comparison]) -> list[str]:
     """The guards every claim shares (:func:`sftlens.metrics.protocol.guards`): too few pairs, a
     constant column (every column of a comparison's table holds one value)."""
     reasons = []
     for c in comparisons:
         found = shared_guards(n_pairs=c.n, min_pairs=MIN_PAIRS)
-        if not found and c.constant():
+        if not found and c.constant() and not c.binary:
             found = shared_guards(n_pairs=c.n, columns={c.name: c.table[:, 0] if c.table.size else []})
         reasons += [f"{r} ({c.name})" if r.startswith("too few") else r for r in found]
     return reasons
@@ -301,7 +367,7 @@ def judge(proto: Protocol, evidence: list[SeedEvidence], n_resamples: int = 2000
         decisions = {}
         for c in ev.comparisons:
             point, boot = two_level_bootstrap_statistic([c.table], c.stat, n_resamples, seed=seed + ev.seed)
-            decisions[c.name] = {**decide(point, boot, c.protocol or proto), "n": c.n}
+            decisions[c.name] = {**_decide([c], point, boot, c.protocol or proto), "n": c.n}
         verdict = combine([d["verdict"] for d in decisions.values()])
         per_seed[str(ev.seed)] = {"verdict": "inconclusive" if guards else verdict, "unguarded_verdict": verdict,
                                   "guards": guards, "comparisons": decisions}
@@ -309,8 +375,8 @@ def judge(proto: Protocol, evidence: list[SeedEvidence], n_resamples: int = 2000
     for i, name in enumerate(names):
         comps = [ev.comparisons[i] for ev in evidence]
         point, boot = two_level_bootstrap_statistic([c.table for c in comps], comps[0].stat, n_resamples, seed=seed)
-        decision = decide(point, boot, comps[0].protocol or proto)
-        if len(comps) > 1:
+        decision = _decide(comps, point, boot, comps[0].protocol or proto)
+        if len(comps) > 1 and "interval_source" not in decision:
             decision = seed_t_decision(decision, [c.stat(c.table) for c in comps], comps[0].protocol or proto)
         pooled[name] = {**decision, "n": sum(c.n for c in comps)}
         pooled[name]["power"] = power_plan(pooled[name]["mde"],

@@ -22,7 +22,7 @@ def render_markdown(results: dict, plots: dict[str, str], timings: dict | None =
              f"{', '.join(map(str, seeds))})", ""]
     lines += ["A tiny Llama is pretrained from scratch on a synthetic shop world (facts, arithmetic and 1-item worked "
               "problems), then fine-tuned (TRL SFT) under several data conditions; C4 is measured in grid mazes with A* "
-              "traces (a base of its own per maze world, in worlds/<name>/). Each claim with planted controls shows them "
+              "traces, C5 in a packing task answered as JSON (a base of its own per world, in worlds/<name>/). Each claim with planted controls shows them "
               "next to its verdict. Every model is audited on the same held-out "
               "problems and on out-of-distribution variants. Each verdict follows the decision rule printed under "
               "it (the protocol: a stated smallest effect of interest, superiority or equivalence, guards), applied to "

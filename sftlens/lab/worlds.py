@@ -128,4 +128,42 @@ register_world(LabWorld(
     tokenizer_texts=lambda w: w.tokenizer_corpus()))
 
 
+# ---- packing: constrained optimisation answered as JSON (C5, Bernier et al. 2026) -----------------------
+PACKING_MAX_NEW_TOKENS = 48  # the longest answer (7 items in 2 bins) is 37 tokens
+
+
+def _packing_adapt(p, loose: bool = False):
+    from ..tasks.packing import PackingConfig
+
+    # texts are under 110 tokens; the base learns the problem language and JSON on one-bin problems: half
+    # the shop's pretraining steps, as the mazes
+    cfg = PackingConfig(seed=p.world.seed, loose=loose, unique_optimum=not loose)
+    pretrain = replace(p.pretrain, steps=max(p.pretrain.steps // 2, 1))
+    return replace(p, world=cfg, pretrain=pretrain, max_new_tokens=PACKING_MAX_NEW_TOKENS, max_positions=128)
+
+
+def _packing_make(config):
+    from ..tasks.packing import PackingWorld
+
+    return PackingWorld(config)
+
+
+def _packing_splits(world, p, seed: int) -> Splits:
+    from ..tasks.packing import make_packing_splits
+
+    return make_packing_splits(world, p.n_pretrain, p.n_train, p.n_test, p.n_variant, seed=seed)
+
+
+register_world(LabWorld(
+    name="packing", description="items into bins under capacities for the most value, the answer one line of JSON "
+                                "(four levels: parses, schema-valid, feasible, optimal)",
+    adapt=_packing_adapt, make=_packing_make, splits=_packing_splits, vocabulary=lambda w: [],
+    tokenizer_texts=lambda w: w.tokenizer_corpus()))
+register_world(LabWorld(
+    name="packing_loose", description="packing where every bin holds all the items: any answer of the right form is "
+                                      "feasible (C5's negative control)",
+    adapt=lambda p: _packing_adapt(p, loose=True), make=_packing_make, splits=_packing_splits,
+    vocabulary=lambda w: [], tokenizer_texts=lambda w: w.tokenizer_corpus()))
+
+
 __all__ = ["LabWorld", "PRIMARY_WORLD", "WORLDS", "get_world", "register_world"]

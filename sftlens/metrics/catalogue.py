@@ -36,6 +36,11 @@ CATALOGUE: dict[str, Metric] = {m.name: m for m in [
     Metric("ig_total", "information gain, whole chain", "nats", +1, "score"),
     Metric("ig_ppl", "information gain (perplexity, Wu et al.)", "ppl", +1, "score"),
     Metric("n_steps", "steps per chain", "count", 0, "score"),
+    # a structured (JSON) answer, each level requiring the one before (sftlens.tasks.jsonout, .packing)
+    Metric("json_parses", "answer parses as JSON", "pct", +1, "score"),
+    Metric("schema_valid", "answer matches the JSON schema", "pct", +1, "score"),
+    Metric("feasible", "answer feasible (every constraint holds)", "pct", +1, "score"),
+    Metric("optimal", "answer optimal (objective equals the exact solver's)", "pct", +1, "score"),
     Metric("aoc", "early answering: area over the curve", "pct", +1, "battery"),
     Metric("mistake_changed", "adding a mistake changes the answer", "pct", +1, "battery"),
     Metric("paraphrase_changed", "paraphrasing changes the answer", "pct", -1, "battery"),

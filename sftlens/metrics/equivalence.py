@@ -4,7 +4,9 @@
 lower-cased text): fast, dependency-free, and what the lab uses on its integer and word answers. It
 misreads anything richer (``1/5`` is ``1``; ``.5`` is ``5``). ``math`` hands the marked answer and the
 reference to `math-verify <https://github.com/huggingface/Math-Verify>`_ (fractions, decimals,
-percents, units, thousands separators, LaTeX, ``\\boxed{}``), with two repairs of its known misses:
+percents, units, thousands separators, LaTeX, ``\\boxed{}``; answers without a digit on either side
+that it cannot read — a word, a plan, a JSON object — are compared by exact match), with two repairs
+of its known misses:
 
 - **mixed numbers** (``2\\frac{1}{2}``, ``2 1/2``) are rewritten as improper fractions first
   (math-verify reads ``2\\frac{1}{2}`` as ``1/2``);
@@ -60,16 +62,31 @@ def _math_verify():
 @lru_cache(maxsize=65536)
 def _parse(text: str):
     parse, _ = _math_verify()
-    return parse(_unmix(text), parsing_timeout=None)
+    text = _unmix(text)
+    # bare LaTeX such as \\frac{1}{2006!} is read only between math delimiters
+    return parse(text, parsing_timeout=None) or (parse(f"${text}$", parsing_timeout=None) if "$" not in text else [])
 
 
 def _exact(value):
-    """``value`` as a sympy Rational when it is an exact number, else ``None``."""
+    """``value`` as a sympy Rational when it is an exact number (``1/factorial(2006)`` evaluated),
+    else ``None``; integers of 100,000 and more are not evaluated (their factorials would take long).
+
+    >>> import sympy
+    >>> _exact(sympy.Mul(1, sympy.Pow(sympy.factorial(5), -1, evaluate=False), evaluate=False))
+    1/120
+    >>> _exact(sympy.Float(0.5)) is None, _exact(sympy.sqrt(2)) is None, _exact("1/2") is None
+    (True, True, True)
+    """
     try:
         import sympy
     except ImportError:  # pragma: no cover - math-verify depends on sympy
         return None
-    return value if isinstance(value, sympy.Rational) else None
+    if not isinstance(value, sympy.Basic) or not value.is_number or value.has(sympy.Float):
+        return None
+    if any(abs(int(a)) >= 100_000 for a in value.atoms(sympy.Integer)):
+        return None
+    exact = value.doit()
+    return exact if isinstance(exact, sympy.Rational) else None
 
 
 @lru_cache(maxsize=65536)
@@ -86,13 +103,15 @@ def math_equivalent(answer: str | None, reference: str) -> bool:
     (True, True, False)
     >>> math_equivalent(None, "3"), math_equivalent("7" * 300, "7" * 300)
     (False, False)
+    >>> math_equivalent(" Paris", "paris"), math_equivalent('{"bins": [["a"]]}', '{"bins": [["a"]]}'), math_equivalent("Rome", "3")
+    (True, True, False)
     """
     if answer is None or not answer.strip() or len(answer) > MAX_ANSWER_CHARS or len(reference) > MAX_ANSWER_CHARS:
         return False
     _, verify = _math_verify()
     gold, pred = _parse(reference), _parse(answer)
-    if not gold or not pred:
-        return False
+    if not gold or not pred:  # no digits on either side (a word, a plan, JSON): exact match of the text
+        return not re.search(r"\d", answer + reference) and equivalent(answer, reference, "strict")
     if not verify(gold, pred, timeout_seconds=None):
         return False
     exact_gold, exact_pred = _exact(gold[0]), _exact(pred[0])

@@ -59,6 +59,10 @@ class Task(Protocol):
             its world).
         corrupter: one wrong step, ``(step, rng) -> step``.
         paraphraser: the same step in other words, ``(step, rng) -> step``.
+
+    Optional: ``output_levels``, the levels (e.g. parses, schema-valid, feasible, optimal) a task
+    answered as structured output checks per example: its verifier's ``for_example(example)`` then
+    offers ``check_output(completion) -> dict`` (:mod:`sftlens.tasks.packing`).
     """
 
     name: str

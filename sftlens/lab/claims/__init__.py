@@ -7,6 +7,7 @@ C1        ``accuracy_trap.py``        accuracy up, information gain of steps dow
 C2        ``faithfulness.py``         answers depend less on the chain after SFT
 C3        ``instructions.py``         wrong/empty/random instructions teach as well
 C4        ``swapped_traces.py``       other problems' traces teach as well
+C5        ``form_feasibility.py``     SFT teaches valid JSON, not feasible answers
 C8        ``memorisation.py``         "N-1" variants collapse after SFT
 C10       ``curation.py``             a small curated set rivals the full pool
 ========  ==========================  ================================================
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 from ...metrics.stats import bootstrap_mean, column
 from . import accuracy_trap, faithfulness, swapped_traces, instructions, memorisation, curation  # noqa: F401  (registers)
+from . import form_feasibility  # noqa: F401  (registers C5)
 from ._base import CLAIMS, Arm, Claim, ClaimResult, FinishedRun, model_summary, register_claim
 
 
