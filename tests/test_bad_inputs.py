@@ -2,7 +2,7 @@
 (unless loading the model is the check), and leaves nothing behind. A new command adds rows here.
 
 Placeholders in argv: {data} a valid sftlens JSONL, {model} the tiny saved model, {mismatch} a copy
-of it whose config.json does not fit its weights, {file} an existing plain file, {binary} a binary
+of it whose config.json does not fit its weights, {wider} a wider Llama on the same tokenizer, {file} an existing plain file, {binary} a binary
 file, {empty} an empty file, {ctrl} a JSONL line with a raw control character, {out} a fresh path.
 """
 
@@ -31,6 +31,7 @@ class Case:
 
 AUDIT = ["audit", "--base", "{model}", "--data", "{data}"]
 TRAIN = ["train", "sft", "--model", "{model}", "--data", "{data}", "--steps", "1"]
+PROXY = ["proxy", "--base", "{model}", "--expert", "{model}", "--anti-expert", "{model}", "--data", "{data}"]
 
 CASES = [
     # an output that is an input
@@ -85,6 +86,19 @@ CASES = [
     Case("unknown option: curate", ["data", "curate", "{data}", "{out}", "--bogus"], "usage: sftlens data curate"),
     Case("unknown option: train", TRAIN + ["--out", "{out}", "--bogus"], "usage: sftlens train sft"),
     Case("unknown option: audit", ["audit", "--out", "{out}", "--bogus"], "usage: sftlens audit"),
+    # proxy-tuning: sftlens proxy and the audit's --tuned proxy:BASE,EXPERT,ANTI
+    Case("proxy --out is --data", PROXY + ["--out", "{data}"], "is also an input", left_alone="{data}"),
+    Case("proxy --seed -1", PROXY + ["--out", "{out}", "--seed", "-1"], "--seed must be"),
+    Case("proxy --expert not there", ["proxy", "--base", "{model}", "--expert", "{out}-nope", "--anti-expert",
+                                      "{model}", "--data", "{data}", "--out", "{out}"],
+         "out-nope: does not exist (expected a saved model folder"),
+    Case("audit --tuned proxy: two models", AUDIT + ["--tuned", "proxy:{model},{model}", "--out", "{out}"],
+         "expected proxy:BASE,EXPERT,ANTI"),
+    Case("audit --tuned proxy: ANTI not there", AUDIT + ["--tuned", "proxy:{model},{model},{out}-nope",
+                                                         "--out", "{out}"], "error: --tuned proxy: ANTI "),
+    Case("audit --tuned proxy: bad alpha", AUDIT + ["--tuned", "proxy:{model},{model},{model},strong",
+                                                    "--out", "{out}"], "ALPHA must be a number"),
+    Case("unknown option: proxy", PROXY + ["--out", "{out}", "--bogus"], "usage: sftlens proxy"),
 ]
 
 
@@ -104,7 +118,15 @@ def paths(tmp_path_factory, tiny_saved, world_splits):
     cfg = json.loads((mismatch / "config.json").read_text())
     cfg["intermediate_size"] *= 2
     (mismatch / "config.json").write_text(json.dumps(cfg))
-    return {"data": d / "data.jsonl", "model": tiny_saved, "mismatch": mismatch, "file": d / "file.txt",
+    wider = d / "wider"  # another architecture on the same tokenizer: a tiny (64 wide) Llama
+    from transformers import AutoTokenizer
+
+    from sftlens.models.tiny import make_model
+
+    tok = AutoTokenizer.from_pretrained(tiny_saved)
+    make_model(tok, "tiny", seed=0).save_pretrained(wider)
+    tok.save_pretrained(wider)
+    return {"data": d / "data.jsonl", "model": tiny_saved, "mismatch": mismatch, "wider": wider, "file": d / "file.txt",
             "binary": d / "binary.jsonl", "latin1": d / "latin1.jsonl", "empty": d / "empty.jsonl",
             "ctrl": d / "ctrl.jsonl", "empty_dir": d / "empty_dir"}
 
