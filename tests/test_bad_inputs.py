@@ -2,8 +2,9 @@
 (unless loading the model is the check), and leaves nothing behind. A new command adds rows here.
 
 Placeholders in argv: {data} a valid sftlens JSONL, {model} the tiny saved model, {mismatch} a copy
-of it whose config.json does not fit its weights, {wider} a wider Llama on the same tokenizer, {file} an existing plain file, {binary} a binary
-file, {empty} an empty file, {ctrl} a JSONL line with a raw control character, {out} a fresh path.
+of it whose config.json does not fit its weights, {wider} a wider Llama on the same tokenizer, {file}
+an existing plain file, {binary} a binary file, {empty} an empty file, {ctrl} a JSONL line with a raw
+control character, {out} a fresh path.
 """
 
 from __future__ import annotations
@@ -99,6 +100,19 @@ CASES = [
     Case("audit --tuned proxy: bad alpha", AUDIT + ["--tuned", "proxy:{model},{model},{model},strong",
                                                     "--out", "{out}"], "ALPHA must be a number"),
     Case("unknown option: proxy", PROXY + ["--out", "{out}", "--bogus"], "usage: sftlens proxy"),
+    # drift
+    Case("drift TUNED and --adapter", ["drift", "{model}", "{model}", "--adapter", "{empty_dir}", "--out", "{out}"],
+         "not both"),
+    Case("drift missing TUNED", ["drift", "{model}", "--out", "{out}"], "missing the tuned model"),
+    Case("drift --out file", ["drift", "{model}", "{model}", "--out", "{file}"], "is an existing file",
+         left_alone="{file}"),
+    Case("drift --adapter not an adapter", ["drift", "{model}", "--adapter", "{empty_dir}", "--out", "{out}"],
+         "no adapter_config.json inside"),
+    Case("drift other architecture", ["drift", "{model}", "{wider}", "--out", "{out}"],
+         "different architectures: parameter 'model.embed_tokens.weight' has shape", loads_model=True),
+    Case("drift config mismatch", ["drift", "{model}", "{mismatch}", "--out", "{out}"], "config.json does not match",
+         loads_model=True),
+    Case("unknown option: drift", ["drift", "{model}", "{model}", "--out", "{out}", "--bogus"], "usage: sftlens drift"),
 ]
 
 
