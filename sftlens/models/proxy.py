@@ -85,12 +85,13 @@ def check_same_vocab(tokenizers: list[tuple[str, Any]]) -> None:
                                  "(proxy-tuning needs one vocabulary for the base, the expert and the anti-expert)")
 
 
-def _forward(model, input_ids, attention_mask, position_ids, cache) -> torch.Tensor:
-    """Logits of ``model`` on one chunk of tokens, extending ``cache`` in place."""
+def _forward(model, input_ids, attention_mask, position_ids, cache, cache_kw: str | None = None) -> torch.Tensor:
+    """Logits of ``model`` on one chunk of tokens, extending ``cache`` in place (``cache_kw``: the
+    forward keyword of the cache, looked up when not given)."""
     from .decoding import cache_kwarg
 
     out = model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids, use_cache=True,
-                **{cache_kwarg(model): cache})
+                **{cache_kw or cache_kwarg(model): cache})
     return out.logits
 
 
@@ -107,10 +108,13 @@ class ProxyLogitsProcessor(LogitsProcessor):
     def __init__(self, expert, anti, alpha: float, attention_mask: torch.Tensor):
         from transformers import DynamicCache
 
+        from .decoding import cache_kwarg
+
         self.models = (expert, anti)
         self.alpha = alpha
         self.mask = attention_mask.long()  # (B, W) at first; (B, W + t) after t steps
         self.caches = [DynamicCache(config=m.config) for m in self.models]
+        self.cache_kws = [cache_kwarg(m) for m in self.models]  # once, not at every step
         self.fed = 0  # tokens of input_ids already in the caches
         self.last_position: torch.Tensor | None = None  # (B, 1)
 
@@ -124,8 +128,8 @@ class ProxyLogitsProcessor(LogitsProcessor):
         else:
             self.mask = torch.cat([self.mask, self.mask.new_ones((self.mask.shape[0], n))], dim=-1)
             positions = self.last_position + torch.arange(1, n + 1, device=new.device)  # (B, n)
-        expert, anti = (_forward(m, new, self.mask, positions, c)[:, -1]
-                        for m, c in zip(self.models, self.caches))  # (B, V) each
+        expert, anti = (_forward(m, new, self.mask, positions, c, kw)[:, -1]
+                        for m, c, kw in zip(self.models, self.caches, self.cache_kws))  # (B, V) each
         self.fed = input_ids.shape[1]
         self.last_position = positions[:, -1:]
         return combine_logits(scores, expert, anti, self.alpha).to(scores.dtype)
