@@ -161,7 +161,7 @@ def test_mismatched_tokenizers_are_refused(paths, tmp_path, capsys):
 # "GPT-true-info acc"), the five columns of the paper's Table 1, for Llama2 base, proxy-tuned
 # ("dexperts") and directly tuned (chat). The repository has no ToxiGen file for the 70B proxy: its 0.0
 # is from a summary of the paper (bnnbreaking.com, 2024-01-21: proxy-tuning "nullified toxicity to 0%");
-# any value up to 0.5 still gives 88.0-88.1%. The paper's Table 1 itself could not be read here.
+# any value up to 0.3 still gives 88.0-88.1%. The paper's Table 1 itself could not be read here.
 PAPER = {
     "13B": {"base": [2.111801242236025, 6.595905989385899, 70.35714285714286, 38.578680203045684, 49.08200734394125],
             "proxy": [83.35403726708076, 26.383623957543595, 0.14285714285714286, 56.61764705882353,
