@@ -1,4 +1,4 @@
-"""Command line: ``sftlens lab | audit | data | train | report``.
+"""Command line: ``sftlens lab | audit | data | train | proxy | drift | report``.
 
 Each subcommand lives in :mod:`sftlens.commands` as a module with ``add_parser(subparsers)`` and a
 ``run(args) -> int``. Errors a user can fix (bad input file, missing model) are printed as one
@@ -15,7 +15,7 @@ import sys
 
 from .core.errors import SftlensError
 
-COMMANDS = ["lab", "audit", "data", "train", "report"]
+COMMANDS = ["lab", "audit", "data", "train", "proxy", "drift", "report"]
 
 
 class CommandParser(argparse.ArgumentParser):

@@ -2,8 +2,9 @@
 (unless loading the model is the check), and leaves nothing behind. A new command adds rows here.
 
 Placeholders in argv: {data} a valid sftlens JSONL, {model} the tiny saved model, {mismatch} a copy
-of it whose config.json does not fit its weights, {file} an existing plain file, {binary} a binary
-file, {empty} an empty file, {ctrl} a JSONL line with a raw control character, {out} a fresh path.
+of it whose config.json does not fit its weights, {wider} a wider Llama on the same tokenizer, {file}
+an existing plain file, {binary} a binary file, {empty} an empty file, {ctrl} a JSONL line with a raw
+control character, {out} a fresh path.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ AUDIT = ["audit", "--base", "{model}", "--data", "{data}"]
 TRAIN = ["train", "sft", "--model", "{model}", "--data", "{data}", "--steps", "1"]
 GRPO = ["train", "grpo", "--model", "{model}", "--data", "{data}", "--steps", "1", "--num-generations", "2",
         "--batch-size", "4"]
+PROXY = ["proxy", "--base", "{model}", "--expert", "{model}", "--anti-expert", "{model}", "--data", "{data}"]
 
 CASES = [
     # an output that is an input
@@ -110,6 +112,32 @@ CASES = [
          "--checker maze: unknown (valid: packing, json-schema:SCHEMA.json)"),
     Case("audit --checker packing, shop data", AUDIT + ["--tuned", "{model}", "--out", "{out}", "--checker", "packing"],
          "example 'train00000', field 'question'"),
+    # proxy-tuning: sftlens proxy and the audit's --tuned proxy:BASE,EXPERT,ANTI
+    Case("proxy --out is --data", PROXY + ["--out", "{data}"], "is also an input", left_alone="{data}"),
+    Case("proxy --seed -1", PROXY + ["--out", "{out}", "--seed", "-1"], "--seed must be"),
+    Case("proxy --expert not there", ["proxy", "--base", "{model}", "--expert", "{out}-nope", "--anti-expert",
+                                      "{model}", "--data", "{data}", "--out", "{out}"],
+         "out-nope: does not exist (expected a saved model folder"),
+    Case("audit --tuned proxy: two models", AUDIT + ["--tuned", "proxy:{model},{model}", "--out", "{out}"],
+         "expected proxy:BASE,EXPERT,ANTI"),
+    Case("audit --tuned proxy: ANTI not there", AUDIT + ["--tuned", "proxy:{model},{model},{out}-nope",
+                                                         "--out", "{out}"], "error: --tuned proxy: ANTI "),
+    Case("audit --tuned proxy: bad alpha", AUDIT + ["--tuned", "proxy:{model},{model},{model},strong",
+                                                    "--out", "{out}"], "ALPHA must be a number"),
+    Case("unknown option: proxy", PROXY + ["--out", "{out}", "--bogus"], "usage: sftlens proxy"),
+    # drift
+    Case("drift TUNED and --adapter", ["drift", "{model}", "{model}", "--adapter", "{empty_dir}", "--out", "{out}"],
+         "not both"),
+    Case("drift missing TUNED", ["drift", "{model}", "--out", "{out}"], "missing the tuned model"),
+    Case("drift --out file", ["drift", "{model}", "{model}", "--out", "{file}"], "is an existing file",
+         left_alone="{file}"),
+    Case("drift --adapter not an adapter", ["drift", "{model}", "--adapter", "{empty_dir}", "--out", "{out}"],
+         "no adapter_config.json inside"),
+    Case("drift other architecture", ["drift", "{model}", "{wider}", "--out", "{out}"],
+         "different architectures: parameter 'model.embed_tokens.weight' has shape", loads_model=True),
+    Case("drift config mismatch", ["drift", "{model}", "{mismatch}", "--out", "{out}"], "config.json does not match",
+         loads_model=True),
+    Case("unknown option: drift", ["drift", "{model}", "{model}", "--out", "{out}", "--bogus"], "usage: sftlens drift"),
 ]
 
 
@@ -130,7 +158,15 @@ def paths(tmp_path_factory, tiny_saved, world_splits):
     cfg = json.loads((mismatch / "config.json").read_text())
     cfg["intermediate_size"] *= 2
     (mismatch / "config.json").write_text(json.dumps(cfg))
-    return {"data": d / "data.jsonl", "model": tiny_saved, "mismatch": mismatch, "file": d / "file.txt",
+    wider = d / "wider"  # another architecture on the same tokenizer: a tiny (64 wide) Llama
+    from transformers import AutoTokenizer
+
+    from sftlens.models.tiny import make_model
+
+    tok = AutoTokenizer.from_pretrained(tiny_saved)
+    make_model(tok, "tiny", seed=0).save_pretrained(wider)
+    tok.save_pretrained(wider)
+    return {"data": d / "data.jsonl", "model": tiny_saved, "mismatch": mismatch, "wider": wider, "file": d / "file.txt",
             "binary": d / "binary.jsonl", "latin1": d / "latin1.jsonl", "empty": d / "empty.jsonl",
             "ctrl": d / "ctrl.jsonl", "empty_dir": d / "empty_dir", "bad_schema": d / "bad_schema.json"}
 

@@ -84,9 +84,13 @@ def load_models(base: str, tuned: str | None, adapter: str | None, device: str |
                 dtype: str | None = None, revision: str | None = None, chat_template: str = "auto",
                 system: str | None = None) -> tuple[ModelHandle, Callable[[], ModelHandle]]:
     """The base handle and a function that loads the tuned one (called later, so that only the
-    models in use are in memory). With ``adapter`` both share one copy of the weights. Prompts are
-    built as :func:`set_prompt_format` says (``chat_template``, ``system``)."""
+    models in use are in memory). With ``adapter`` both share one copy of the weights. A ``tuned`` of
+    the form ``proxy:BASE,EXPERT,ANTI[,ALPHA]`` is decoded by proxy-tuning
+    (:func:`sftlens.models.proxy.load_proxy`). Prompts are built as :func:`set_prompt_format` says
+    (``chat_template``, ``system``)."""
     from ..models.lm import load_lm
+    from ..models.proxy import load_proxy
+    from ..models.proxy_spec import is_proxy_spec, parse_proxy_spec
 
     if adapter:
         lm = load_lm(base, adapter=adapter, device=device, dtype=dtype, revision=revision)
@@ -99,7 +103,12 @@ def load_models(base: str, tuned: str | None, adapter: str | None, device: str |
     base_handle = ModelHandle("base", base_lm, base, base_lm.identity, revision)
 
     def load_tuned() -> ModelHandle:
-        tuned_lm = load_lm(tuned, device=device, dtype=dtype, revision=revision)
+        if is_proxy_spec(tuned):  # proxy-tuning: decoded from three models; the audit's base is reused when named
+            proxy_base, expert, anti, alpha = parse_proxy_spec(tuned)
+            tuned_lm = load_proxy(proxy_base, expert, anti, alpha, device=device, dtype=dtype, revision=revision,
+                                  base_lm=base_lm if proxy_base == base else None)
+        else:
+            tuned_lm = load_lm(tuned, device=device, dtype=dtype, revision=revision)
         set_prompt_format(tuned_lm, f"--tuned '{tuned}'", chat_template, system)
         return ModelHandle("tuned", tuned_lm, tuned, tuned_lm.identity, revision)
 

@@ -51,6 +51,7 @@ def check_spec(spec: AuditSpec) -> None:
     that look like models, input files of UTF-8 text, an ``--out`` folder that can be written and is
     no input, a seed in range and positive sizes. Raises :class:`UserError` naming the option."""
     from ..core.checks import check_at_least, check_local_input, check_model_path, check_output_path, check_seed
+    from ..models.proxy_spec import is_proxy_spec, parse_proxy_spec
 
     if spec.adapter and spec.tuned:
         raise UserError("give either --tuned or --adapter (the tuned model is then base+adapter), not both")
@@ -81,10 +82,16 @@ def check_spec(spec: AuditSpec) -> None:
     for name, path in spec.variants.items():
         check_local_input(path, f"--variants {name}")
     check_model_path(spec.base, "--base")
-    check_model_path(spec.tuned, "--tuned")
+    tuned_paths = [spec.tuned]
+    if is_proxy_spec(spec.tuned):
+        tuned_paths = list(parse_proxy_spec(spec.tuned)[:3])
+        for role, path in zip(("BASE", "EXPERT", "ANTI"), tuned_paths):
+            check_model_path(path, f"--tuned proxy: {role}")
+    else:
+        check_model_path(spec.tuned, "--tuned")
     check_model_path(spec.adapter, "--adapter", adapter=True)
     check_output_path(spec.out, kind="dir", inputs=[spec.data, spec.world, *spec.variants.values(), spec.base,
-                                                    spec.tuned, spec.adapter])
+                                                    *tuned_paths, spec.adapter])
 
 
 def load_data(path: str | os.PathLike, limit: int | None = None, fmt: str = "auto",

@@ -27,7 +27,9 @@ def add_parser(sub) -> None:
                     "saved generations with text metrics only.")
     m = p.add_argument_group("models")
     m.add_argument("--base", help="the model before fine-tuning: a local folder or a Hub id")
-    m.add_argument("--tuned", help="the fine-tuned model: a local folder or a Hub id")
+    m.add_argument("--tuned", help="the fine-tuned model: a local folder or a Hub id; or proxy:BASE,EXPERT,ANTI[,ALPHA] "
+                                   "for BASE proxy-tuned by a small tuned EXPERT and its untuned ANTI-expert "
+                                   "(logits BASE + ALPHA * (EXPERT - ANTI), ALPHA 1 by default; see 'sftlens proxy')")
     m.add_argument("--adapter", help="a LoRA (PEFT) adapter folder on --base: the tuned model is base+adapter and "
                                      "the base is the same weights with the adapter disabled")
     m.add_argument("--revision", help="Hub revision (branch, tag or commit) of the models")

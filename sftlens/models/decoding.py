@@ -210,7 +210,8 @@ def forced_answers(lm, groups: list[list[list[int]]], max_answer_tokens: int = 1
             for q in range(len(tokens), prefill_len):  # padding sees itself only (no all-masked rows)
                 mask[r, 0, q, q] = True
         float_mask = torch.zeros(mask.shape, dtype=dtype).masked_fill(~mask, blocked)  # (B, 1, P, P)
-        cache = DynamicCache(config=model.config)  # filled in place by every forward below
+        # filled in place by every forward below; a model that is several models (proxy-tuning) brings its own
+        cache = model.new_cache() if hasattr(model, "new_cache") else DynamicCache(config=model.config)
         output = model(input_ids=ids.to(device), position_ids=position_ids.to(device),
                        attention_mask=float_mask.to(device), use_cache=True, **{cache_kw: cache})
         last = torch.zeros((n_groups, n_segs), dtype=torch.long)           # (B, S) index of each segment's last token

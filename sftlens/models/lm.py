@@ -9,6 +9,7 @@ forward pass. Greedy decoding on token ids (forced answers, chain continuation) 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import re
@@ -206,28 +207,14 @@ def _newline_token_ids(tok) -> torch.Tensor:
     return _NEWLINE_CACHE[key]
 
 
-def load_lm(path: str, adapter: str | None = None, device: str | None = None, dtype: str | None = None,
-            revision: str | None = None) -> LM:
-    """Load a causal LM and its tokenizer from a local folder or a Hub id (when online).
-
-    ``adapter`` is a PEFT (LoRA) adapter folder applied on top. Errors are :class:`ModelLoadError`
-    with one sentence: a path that does not exist, a folder that is not a model, a tokenizer whose
-    vocabulary does not fit the model.
-    """
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    p = Path(path)
-    looks_local = path.startswith((".", "/", "~")) or p.exists() or len(path.split("/")) > 2
-    if looks_local and not p.exists():
-        raise ModelLoadError(f"model path '{path}' does not exist")
-    if p.exists() and not (p / "config.json").exists() and not (p / "adapter_config.json").exists():
-        raise ModelLoadError(f"'{path}' is a folder but not a saved model (no config.json inside)")
-    dev = pick_device(device)
-    dt = pick_dtype(dev, dtype)
+@contextlib.contextmanager
+def _loading(path: str):
+    """Turn what transformers raises on a model that cannot be loaded into one-sentence
+    :class:`ModelLoadError` messages."""
     try:
-        tok = AutoTokenizer.from_pretrained(path, revision=revision)
-        model, info = AutoModelForCausalLM.from_pretrained(path, revision=revision, dtype=dt,
-                                                           output_loading_info=True)
+        yield
+    except ModelLoadError:
+        raise
     except RuntimeError as e:  # transformers: weights whose shapes do not fit the config
         first = (str(e).strip().splitlines() or [type(e).__name__])[0]
         if "mismatch" not in first:
@@ -240,11 +227,52 @@ def load_lm(path: str, adapter: str | None = None, device: str | None = None, dt
         raise ModelLoadError(f"cannot load model '{path}': {first}") from None
     except ValueError as e:
         raise ModelLoadError(f"cannot load model '{path}': {str(e).splitlines()[0]}") from None
+
+
+def _check_model_folder(path: str) -> None:
+    """A path that looks local exists and holds a model (or an adapter)."""
+    p = Path(path)
+    looks_local = path.startswith((".", "/", "~")) or p.exists() or len(path.split("/")) > 2
+    if looks_local and not p.exists():
+        raise ModelLoadError(f"model path '{path}' does not exist")
+    if p.exists() and not (p / "config.json").exists() and not (p / "adapter_config.json").exists():
+        raise ModelLoadError(f"'{path}' is a folder but not a saved model (no config.json inside)")
+
+
+def load_model(path: str, dtype: torch.dtype = torch.float32, revision: str | None = None):
+    """The causal LM alone (no tokenizer), on the CPU, with :func:`load_lm`'s checks and errors: a
+    ``config.json`` that does not fit the saved weights is a :class:`ModelLoadError`, never a model
+    with randomly initialised weights."""
+    from transformers import AutoModelForCausalLM
+
+    _check_model_folder(path)
+    with _loading(path):
+        model, info = AutoModelForCausalLM.from_pretrained(path, revision=revision, dtype=dtype,
+                                                           output_loading_info=True)
     missing = sorted(info.get("missing_keys") or [])
     if missing:
         raise ModelLoadError(f"model '{path}': config.json does not match the saved weights ({len(missing)} weights "
                              f"the config needs are not in the files, e.g. '{missing[0]}'); restore the config.json "
                              "saved with these weights")
+    return model
+
+
+def load_lm(path: str, adapter: str | None = None, device: str | None = None, dtype: str | None = None,
+            revision: str | None = None) -> LM:
+    """Load a causal LM and its tokenizer from a local folder or a Hub id (when online).
+
+    ``adapter`` is a PEFT (LoRA) adapter folder applied on top. Errors are :class:`ModelLoadError`
+    with one sentence: a path that does not exist, a folder that is not a model, a tokenizer whose
+    vocabulary does not fit the model.
+    """
+    from transformers import AutoTokenizer
+
+    _check_model_folder(path)
+    dev = pick_device(device)
+    dt = pick_dtype(dev, dtype)
+    with _loading(path):
+        tok = AutoTokenizer.from_pretrained(path, revision=revision)
+    model = load_model(path, dtype=dt, revision=revision)
     if len(tok) > model.get_input_embeddings().weight.shape[0]:
         raise ModelLoadError(f"tokenizer of '{path}' has {len(tok)} tokens but the model's embedding has "
                              f"{model.get_input_embeddings().weight.shape[0]} rows: they do not belong together")
