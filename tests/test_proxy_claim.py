@@ -217,7 +217,8 @@ def test_micro_run_trains_the_larger_base_the_proxies_and_reports_c9(micro_run):
     assert c["verdict"] in {"reproduced", "not reproduced", "inconclusive"}
     assert set(c["controls"]) == {"positive", "negative"} and len(c["pooled"]) == 2
     cfg = {m: json.loads((out / "models" / m / "config.json").read_text()) for m in ("base", LARGE, "c9_sft")}
-    assert cfg[LARGE]["hidden_size"] > cfg["base"]["hidden_size"] == 32 and cfg["c9_sft"] == cfg[LARGE]
+    shape = {m: [c[k] for k in ("hidden_size", "num_hidden_layers", "vocab_size")] for m, c in cfg.items()}
+    assert shape[LARGE][0] > shape["base"][0] == 32 and shape["c9_sft"] == shape[LARGE]
     vocab = {m: json.loads((out / "models" / m / "tokenizer.json").read_text())["model"]["vocab"]
              for m in ("base", LARGE)}
     assert vocab["base"] == vocab[LARGE]
