@@ -200,7 +200,7 @@ def test_analysis_tables_report_and_plot_on_hand_made_rows(tmp_path):
     assert rows["c9_proxy vs c9_sft"]["gap_closed"] == pytest.approx(55 / 60)
     assert rows["c9_proxy0 vs c9_sft"]["gap_closed"] == 0.0 and rows["c9_proxy0 vs c9_sft"]["guards"]
     assert result["per_model"]["c9_sft"]["kept_of_large_base"] == pytest.approx(0.5)
-    assert result["drift"] == {}  # no model folders: no drift
+    assert result["drift"] == {} and result["alpha0_scores_as_base"]  # no model folders: no drift
     plots = C9.plots(None, result, tmp_path)
     assert (tmp_path / plots["c9"]).stat().st_size > 0
     text = "\n".join(C9.report_section(result, plots))
@@ -227,7 +227,8 @@ def test_micro_run_trains_the_larger_base_the_proxies_and_reports_c9(micro_run):
     for m in MODELS:
         assert (out / "eval" / m / "facts.jsonl").exists() and (out / "eval" / m / "test.jsonl").exists(), m
     assert not (out / "eval" / "c9_proxy" / "variant_long.jsonl").exists()  # C9's models: test and facts only
-    assert set(c["drift"]) == {"c9_sft", "c9_sft_false"} and all(math.isfinite(d["total"]) for d in c["drift"].values())
+    assert c["alpha0_scores_as_base"] is True and set(c["drift"]) == {"c9_sft", "c9_sft_false"}
+    assert all(math.isfinite(d["total"]) for d in c["drift"].values())
     assert (out / "c9_proxy.png").exists() and "## C9" in (out / "report.md").read_text()
     assert not set(res["models"]) & (set(MODELS) - {"base", "correct"})  # C9's models stay in C9's own tables
     assert "pretrain_base_large" in json.loads((out / "timings.json").read_text())

@@ -210,7 +210,10 @@ class ProxyKeepsKnowledge(Claim):
         return ClaimResult(
             claim=self.statement, verdict=real["verdict"], rule=self.protocol.rule(),
             effect=effect("fact probes answered, c9_proxy - c9_sft", real["facts_diff"]),
-            per_condition=per_condition, per_model=per_model, extra={"drift": self.drift(run)},
+            per_condition=per_condition, per_model=per_model,
+            # the negative control's model is right and wrong exactly where its base is (the identity behind it)
+            extra={"alpha0_scores_as_base": test["c9_proxy0"] == test[LARGE] and facts["c9_proxy0"] == facts[LARGE],
+                   "drift": self.drift(run)},
             notes=[f"Sizes: the anti-expert and expert are the world's base size, {LARGE} is the preset's c9_size; "
                    "every model shares the world's tokenizer. Gap closed is Liu et al.'s (proxy - base) / (tuned - "
                    "base) on test accuracy (sftlens.metrics.gap).",
@@ -278,7 +281,8 @@ class ProxyKeepsKnowledge(Claim):
                           [[d["arm"], k, pts(d["facts_diff"]), pts(d["accuracy_diff"]),
                             "n/a" if d["gap_closed"] != d["gap_closed"] else f"{100 * d['gap_closed']:.0f}%",
                             d["verdict"] + (" (guarded)" if d["guards"] else "")] for k, d in per_condition.items()]),
-                 ""]
+                 "", f"The proxy at alpha 0 is right and wrong {'exactly' if result.get('alpha0_scores_as_base') else 'NOT'}"
+                 f" where {LARGE} is, on every test problem and fact probe.", ""]
         if drift:
             layers = list(next(iter(drift.values()))["layers"])
             lines += [f"Weight drift of direct tuning from {LARGE} (‖W_t − W_b‖ / ‖W_b‖ per layer; the proxy "
