@@ -251,8 +251,9 @@ class ProxyKeepsKnowledge(Claim):
         axes[0].set_xticks([j + 0.2 for j in range(len(models))])
         axes[0].set_xticklabels(models, rotation=30, ha="right", fontsize=8)
         axes[0].set_ylabel("%")
+        axes[0].set_ylim(0, 120)  # room for the legend above 100%
         axes[0].set_title("C9: task and facts, per model")
-        axes[0].legend(fontsize=8)
+        axes[0].legend(fontsize=8, ncol=2, loc="upper center")
         axes[0].grid(axis="y", alpha=0.3)
         for i, (m, d) in enumerate(drift.items()):
             layers = list(d["layers"])
@@ -263,7 +264,9 @@ class ProxyKeepsKnowledge(Claim):
         axes[1].set_ylabel("‖W_t − W_b‖ / ‖W_b‖")
         axes[1].set_title(f"weight drift from {LARGE}")
         if drift:
-            axes[1].legend(fontsize=8)
+            top = max(v for d in drift.values() for v in d["layers"].values() if math.isfinite(v))
+            axes[1].set_ylim(0, 1.3 * top if top > 0 else 1.0)
+            axes[1].legend(fontsize=8, ncol=2, loc="upper center")
         fig.tight_layout()
         save_png(fig, out / "c9_proxy.png")
         return {"c9": "c9_proxy.png"}
