@@ -34,6 +34,7 @@ class Preset:
     claims: list[str] | None = None   # claim ids to test (None: every registered claim); they pick the conditions
     c10_k: int = 1000           # size of the curated / random subsets (C10)
     faith_n: int = 150          # test problems the faithfulness battery (C2) runs on, per model
+    c9_size: str = "small"      # the larger base proxy-tuning steers (C9), a size of sftlens.models.tiny
     max_new_tokens: int = 96
     max_positions: int = 256    # the model's context: prompt plus completion
     gen_batch: int = 128
@@ -50,6 +51,7 @@ PRESETS: dict[str, Preset] = {
         fact_repeats=10, probe_repeats=2, size="nano",
         pretrain=PretrainConfig(steps=120, batch_size=32, lr=3e-3, warmup=10),
         sft=SFTSettings(steps=15, batch_size=32, lr=3e-3), max_new_tokens=72, bootstrap=500, c10_k=100, faith_n=20,
+        c9_size="tiny",
     ),
     # n_test / n_variant sized from the power plan: evaluation costs seconds per model, and C8 needs at
     # least 20 solved 3-item sources among its n_minus_1 variants (at 300 / 150 SFT on correct traces

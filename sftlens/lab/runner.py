@@ -9,7 +9,6 @@ other settings is refused rather than mixing two experiments. Timings go to ``DI
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import random
@@ -25,12 +24,13 @@ from ..core.format import completion_text, prompt_text
 from ..core.record import Example, Sample, atomic_write_json, atomic_write_text, read_jsonl, write_jsonl
 from .claims import analyze_run, selected_claims
 from .conditions import CONDITIONS, BuildContext
+from .models import RunModels
 from .presets import Preset, get_preset
 from .worlds import PRIMARY_WORLD, get_world
 
 
 @dataclass
-class Lab:
+class Lab(RunModels):
     """One lab run in ``out``. Call :meth:`run`."""
 
     out: Path
@@ -185,10 +185,16 @@ class Lab:
         shutil.rmtree(final, ignore_errors=True)
         os.replace(tmp, final)
 
-    def stage_base(self) -> None:
-        """Pretrain the base from scratch on fact sentences, fact Q/A and simpler worked problems."""
-        if (self.model_dir("base") / "sftlens.json").exists():
+    def stage_base(self, name: str = "base", size: str | None = None) -> None:
+        """Pretrain the base from scratch on fact sentences, fact Q/A and simpler worked problems.
+
+        ``name`` and ``size`` make another base of another size (default: the preset's) on the same
+        texts with the tokenizer of ``models/base``, which must exist: one vocabulary for every model
+        of the run, so logits can be mixed id by id (proxy-tuning, C9)."""
+        if (self.model_dir(name) / "sftlens.json").exists():
             return
+        from transformers import AutoTokenizer
+
         from ..models.tiny import build_tokenizer, make_model, n_params
         from ..train.pretrain import pretrain
 
@@ -198,26 +204,29 @@ class Lab:
         w = self.world()
         pre = self.load("pretrain")
         facts = self.load("facts")
-        every = [e for n in ["pretrain", "train", "test", "facts"] + [f"variant_{v}" for v in self.variant_names()]
-                 for e in self.load(n)]
-        corpus = [prompt_text(e) + completion_text(e) for e in every] + w.fact_corpus()
         drills = get_world(self.world_name).drills(w, p, self.seed)  # extra pretraining lines (shop: arithmetic)
-        corpus += drills + get_world(self.world_name).tokenizer_texts(w)
-        for c in self.conditions():  # condition sets may bring new words (e.g. random instructions)
-            corpus += [prompt_text(e) + completion_text(e) for e in self.training_set(c)]
-        tok = build_tokenizer(corpus, extra_words=get_world(self.world_name).vocabulary(w))
+        if name == "base":
+            every = [e for n in ["pretrain", "train", "test", "facts"] + [f"variant_{v}" for v in self.variant_names()]
+                     for e in self.load(n)]
+            corpus = [prompt_text(e) + completion_text(e) for e in every] + w.fact_corpus()
+            corpus += drills + get_world(self.world_name).tokenizer_texts(w)
+            for c in self.conditions():  # condition sets may bring new words (e.g. random instructions)
+                corpus += [prompt_text(e) + completion_text(e) for e in self.training_set(c)]
+            tok = build_tokenizer(corpus, extra_words=get_world(self.world_name).vocabulary(w))
+        else:
+            tok = AutoTokenizer.from_pretrained(self.model_dir("base"))
         texts = (w.fact_corpus() * p.fact_repeats
                  + [prompt_text(e) + completion_text(e) for e in facts] * p.probe_repeats
                  + [prompt_text(e) + completion_text(e) for e in pre] + drills)
-        model = make_model(tok, p.size, max_positions=p.max_positions, seed=self.seed)
+        model = make_model(tok, size or p.size, max_positions=p.max_positions, seed=self.seed)
         with self._progress() as prog:
-            task = prog.add_task(f"pretrain base ({self.world_name})", total=p.pretrain.steps, info="")
+            task = prog.add_task(f"pretrain {name} ({self.world_name})", total=p.pretrain.steps, info="")
             losses = pretrain(model, tok, texts, p.pretrain,
                               on_step=lambda s, l: prog.update(task, advance=1, info=f"loss {l:.3f}"))
-        self._save_model(model, tok, "base", {"kind": "pretrained", "params": n_params(model),
-                                              "final_loss": sum(losses[-20:]) / min(20, len(losses)),
-                                              "steps": p.pretrain.steps, "texts": len(texts)})
-        self._time("pretrain", t0)
+        self._save_model(model, tok, name, {"kind": "pretrained", "size": size or p.size, "params": n_params(model),
+                                            "final_loss": sum(losses[-20:]) / min(20, len(losses)),
+                                            "steps": p.pretrain.steps, "texts": len(texts)})
+        self._time("pretrain" if name == "base" else f"pretrain_{name}", t0)
 
     # ---- stage 3: SFT ------------------------------------------------------------------------
     def training_set(self, condition: str) -> list[Example]:
@@ -229,9 +238,11 @@ class Lab:
         return CONDITIONS[condition].build(BuildContext(self.load("train"), self.world(), self.seed, self.preset,
                                                         heldout))
 
-    def stage_sft(self, condition: str) -> None:
-        """SFT the base on the condition's training set (TRL) and save it as ``models/<condition>``."""
-        if (self.model_dir(condition) / "sftlens.json").exists():
+    def stage_sft(self, condition: str, base: str = "base", name: str | None = None) -> None:
+        """SFT ``models/<base>`` on the condition's training set (TRL) and save it as ``models/<name>``
+        (default: the condition's name)."""
+        name = name or condition
+        if (self.model_dir(name) / "sftlens.json").exists():
             return
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -242,12 +253,11 @@ class Lab:
         cond = CONDITIONS[condition]
         exs = self.training_set(condition)
         write_jsonl(self.data_dir / "conditions" / f"{condition}.jsonl", exs)
-        base = self.model_dir("base")
-        tok = AutoTokenizer.from_pretrained(base)
-        model = AutoModelForCausalLM.from_pretrained(base, attn_implementation="eager")
+        tok = AutoTokenizer.from_pretrained(self.model_dir(base))
+        model = AutoModelForCausalLM.from_pretrained(self.model_dir(base), attn_implementation="eager")
         settings = cond.settings(self.preset)
         with self._progress() as prog:
-            task = prog.add_task(f"sft {condition}{self._where()}", total=settings.steps, info="")
+            task = prog.add_task(f"sft {name}{self._where()}", total=settings.steps, info="")
 
             def on_step(step, loss):
                 prog.update(task, completed=step, **({"info": f"loss {loss:.3f}"} if loss is not None else {}))
@@ -255,22 +265,14 @@ class Lab:
             model = sft(model, tok, exs, settings, on_step=on_step)
         if settings.lora:
             model = model.merge_and_unload()
-        self._save_model(model, tok, condition, {"kind": "sft", "condition": condition, "examples": len(exs),
-                                                 "steps": settings.steps, "lr": settings.lr, "lora": settings.lora})
-        self._time(f"sft_{condition}", t0)
+        self._save_model(model, tok, name, {"kind": "sft", "condition": condition, "examples": len(exs),
+                                            "steps": settings.steps, "lr": settings.lr, "lora": settings.lora,
+                                            **({"base": base} if base != "base" else {})})
+        self._time(f"sft_{name}", t0)
 
     # ---- stage 4: evaluation -----------------------------------------------------------------
     def eval_path(self, model: str, set_name: str) -> Path:
         return self.out / "eval" / model / f"{set_name}.jsonl"
-
-    def model_identity(self, model: str) -> str:
-        """A hash of the model's weights and of the base's (the information-gain scorer): the
-        evaluation files in ``eval/<model>/`` belong to exactly this pair."""
-        h = hashlib.sha256()
-        for name in dict.fromkeys([model, "base"]):
-            for f in sorted(self.model_dir(name).glob("*.safetensors")):
-                h.update(f.read_bytes())
-        return h.hexdigest()[:16]
 
     def claim_eval_dir(self, model: str) -> None:
         """Tie ``eval/<model>/`` to the model it scores (``eval/<model>/MODEL``): evaluations made of
@@ -289,28 +291,28 @@ class Lab:
             atomic_write_text(stamp, ident + "\n")
         self._claimed.add(model)
 
-    def stage_eval(self, model_name: str, scorer=None) -> None:
-        """Generate and score ``model_name`` on every evaluation set (one file per set, skipped if done).
+    def stage_eval(self, model_name: str, scorer=None, sets: tuple[str, ...] | None = None) -> None:
+        """Generate and score ``model_name`` on every evaluation set (or those named in ``sets``; one
+        file per set, skipped if done).
 
-        Information gain (scored by the base model) is computed on the in-distribution test set.
+        Information gain (scored by ``scorer``, the base model) is computed on the in-distribution test set.
         """
         from ..evaluate import generate_samples, score_samples
-        from ..models.lm import load_lm
 
         self.claim_eval_dir(model_name)
-        todo = [s for s in self.eval_sets(model_name) if not self.eval_path(model_name, s).exists()]
+        todo = [s for s in self.eval_sets(model_name) if (sets is None or s in sets)
+                and not self.eval_path(model_name, s).exists()]
         if not todo:
             return
         t0 = time.time()
         self._seed(3)
         p = self.preset
         w = self.world()
-        lm = load_lm(str(self.model_dir(model_name)))
-        lm.name = model_name
-        sets = self.eval_sets(model_name)
+        lm = self.load_model(model_name)
+        by_name = self.eval_sets(model_name)
         with self._progress() as prog:
             for s in todo:
-                exs = sets[s]
+                exs = by_name[s]
                 task = prog.add_task(f"eval {model_name}{self._where()}: {s}", total=len(exs) * (2 if s == "test" else 1), info="")
                 samples = generate_samples(lm, exs, max_new_tokens=p.max_new_tokens, batch_size=p.gen_batch,
                                            progress=lambda n: prog.advance(task, n), set=s)
@@ -324,7 +326,6 @@ class Lab:
         """The C2 battery (early answering, adding mistakes, paraphrasing, filler) on the model's own
         chains for the first ``faith_n`` test problems -> ``eval/<model>/faithfulness.jsonl``."""
         from ..metrics.faithfulness import run_battery
-        from ..models.lm import load_lm
 
         path = self.eval_path(model_name, "faithfulness")
         if not get_world(self.world_name).faithfulness:
@@ -337,8 +338,7 @@ class Lab:
         exs = self.eval_sets(model_name)["test"][: self.preset.faith_n]
         ids = {e.id for e in exs}
         samples = [s for s in self.samples(model_name, "test") if s.id in ids]
-        lm = load_lm(str(self.model_dir(model_name)))
-        lm.name = model_name
+        lm = self.load_model(model_name)
         with self._progress() as prog:
             task = prog.add_task(f"faithfulness {model_name}", total=4 * len(exs), info="")
             rows = run_battery(lm, exs, samples, world=self.world(), seed=self.seed, batch_size=self.preset.gen_batch,
@@ -397,6 +397,9 @@ class Lab:
         scorer = None
         for m in self.models():
             self.stage_faithfulness(m)
+        for claim in self.claims().values():  # models a claim makes beyond the conditions (C9: a larger base)
+            if self.world_name in {arm.world for arm in claim.arms().values()}:
+                claim.stages(self)
         for name in self.other_worlds() if other_worlds else []:
             self.world_run(name).run_stages()
 

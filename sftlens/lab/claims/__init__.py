@@ -9,6 +9,7 @@ C3        ``instructions.py``         wrong/empty/random instructions teach as w
 C4        ``swapped_traces.py``       other problems' traces teach as well
 C5        ``form_feasibility.py``     SFT teaches valid JSON, not feasible answers
 C8        ``memorisation.py``         "N-1" variants collapse after SFT
+C9        ``proxy_knowledge.py``      proxy-tuning keeps facts direct SFT overwrites
 C10       ``curation.py``             a small curated set rivals the full pool
 ========  ==========================  ================================================
 
@@ -21,6 +22,7 @@ from __future__ import annotations
 from ...metrics.stats import bootstrap_mean, column
 from . import accuracy_trap, faithfulness, swapped_traces, instructions, memorisation, curation  # noqa: F401  (registers)
 from . import form_feasibility  # noqa: F401  (registers C5)
+from . import proxy_knowledge  # noqa: F401  (registers C9)
 from ._base import CLAIMS, Arm, Claim, ClaimResult, FinishedRun, model_summary, register_claim
 
 

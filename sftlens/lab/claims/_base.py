@@ -112,6 +112,12 @@ class Claim:
         """The claim's result for a finished run, or ``None`` when the run lacks what it needs."""
         raise NotImplementedError
 
+    def stages(self, run) -> None:
+        """Models the claim makes in each world of its arms beyond the data conditions (C9: a larger
+        base, its SFT and proxy-tuned models), after the run's own stages of that world and in the
+        same job; ``run`` is that world's :class:`~sftlens.lab.runner.Lab`. Each stage must resume
+        like the lab's own (skip what is finished). Default: none."""
+
     def plots(self, run: FinishedRun, result: dict, out: Path) -> dict[str, str]:
         """Write this claim's PNGs into ``out``; returns ``{name: file name}``."""
         return {}
