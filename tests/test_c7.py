@@ -130,8 +130,8 @@ class C7Run:
 
     def rows(self, model, set_name="test"):
         right = list(self._solved[model]) + [0.0] * (len(self._test) - len(self._solved[model]))
-        return [{"id": e.id, "correct": c, "step_kinds": [k.kind for k in self._world.verify(e.steps, e.answer)]}
-                for e, c in zip(self._test, right)]
+        return [{"id": e.id, "correct": c, "step_kinds": [k.kind for k in self._world.verify(e.steps, e.answer)],
+                 "step_valid": [True] * len(e.steps)} for e, c in zip(self._test, right)]
 
     def samples(self, model, set_name="test"):
         return [SimpleNamespace(id=e.id, answer=e.answer if r["correct"] else "0", reference=e.answer, steps=e.steps,
@@ -216,7 +216,7 @@ def test_c7_analysis_tables_markers_and_plot(tmp_path):
     markers = result["per_model"]["c7_hard"]["markers"]
     # wrong answers are all "0": the repeated answer shows, against references that rarely repeat
     assert markers["top_answer"] == "0" and markers["collision"] > 2 * markers["collision_reference"]
-    assert markers["skipped"] == 0.0  # every chain has as many facts and computations as its reference
+    assert markers["skipped"] == markers["slips"] == 0.0  # every chain is its reference's length, every step valid
     plots = C7.plots(run, result, tmp_path)
     assert (tmp_path / plots["c7"]).stat().st_size > 0
     text = "\n".join(C7.report_section(result, plots))

@@ -100,6 +100,8 @@ def shortcut_markers(samples: list, rows: list[dict], required: dict[str, Counte
 
     ``skipped``: share of answered chains with fewer steps of some kind (the verifier's labels,
     ``rows[i]["step_kinds"]``) than the problem's reference solution needs (``required[id]``);
+    ``slips``: share of answered chains with an arithmetic step the verifier finds wrong (where a
+    skill is lost without a shortcut: the chain is all there, a computation in it is not);
     ``top_answer`` and ``top_share``: the most common answer and its share of answered problems;
     ``collision``: the chance two answered problems get one answer (the references' own beside it,
     ``collision_reference``); ``steps`` and ``chars``: mean chain length.
@@ -107,16 +109,20 @@ def shortcut_markers(samples: list, rows: list[dict], required: dict[str, Counte
     >>> from types import SimpleNamespace as S
     >>> samples = [S(id="a", answer="9", reference="9", steps=["s"] * 2, completion="x" * 10),
     ...            S(id="b", answer="9", reference="7", steps=[], completion="y")]
-    >>> rows = [{"id": "a", "step_kinds": ["knowledge", "arithmetic"]}, {"id": "b", "step_kinds": []}]
+    >>> rows = [{"id": "a", "step_kinds": ["knowledge", "arithmetic"], "step_valid": [True, False]},
+    ...         {"id": "b", "step_kinds": [], "step_valid": []}]
     >>> need = {"a": Counter(knowledge=1, arithmetic=1), "b": Counter(knowledge=1, arithmetic=1)}
     >>> m = shortcut_markers(samples, rows, need)
-    >>> m["skipped"], m["top_answer"], m["top_share"], m["collision"], m["collision_reference"], m["steps"]
-    (0.5, '9', 1.0, 1.0, 0.5, 1.0)
+    >>> m["skipped"], m["slips"], m["top_answer"], m["top_share"], m["collision"], m["collision_reference"], m["steps"]
+    (0.5, 0.5, '9', 1.0, 1.0, 0.5, 1.0)
     """
     by_id = {r["id"]: r for r in rows}
     answered = [s for s in samples if s.answer is not None]
     skipped = [any(Counter(by_id[s.id].get("step_kinds") or [])[k] < n for k, n in required[s.id].items())
                for s in answered]
+    slips = [any(k == "arithmetic" and v is False for k, v in zip(by_id[s.id].get("step_kinds") or [],
+                                                                   by_id[s.id].get("step_valid") or []))
+             for s in answered]
 
     def collision(values: list[str]) -> float:
         counts = Counter(values)
@@ -125,6 +131,7 @@ def shortcut_markers(samples: list, rows: list[dict], required: dict[str, Counte
     top = Counter(s.answer for s in answered).most_common(1)
     return {"answered": len(answered) / len(samples) if samples else math.nan,
             "skipped": sum(skipped) / len(skipped) if skipped else math.nan,
+            "slips": sum(slips) / len(slips) if slips else math.nan,
             "top_answer": top[0][0] if top else None, "top_share": top[0][1] / len(answered) if top else math.nan,
             "collision": collision([s.answer for s in answered]),
             "collision_reference": collision([s.reference for s in answered]),
@@ -228,7 +235,8 @@ class RLDifficulty(Claim):
             notes=[one_line(f"""Bands by pass@k of '{START}' ({run.model_info('c7_matched').get('profile_k')} samples at
                    temperature 0.8; too_easy: all solved, too_hard: none). Shortcut markers are over every test
                    problem: 'skipped' counts answered chains with fewer steps of some kind (fact recall, arithmetic,
-                   by the verifier's labels) than the reference solution needs; 'top answer' is the most common
+                   by the verifier's labels) than the reference solution needs, 'arithmetic slips' those with a
+                   computation the verifier finds wrong; 'top answer' is the most common
                    answer and its share; 'collision' the chance two problems get the same answer, beside the
                    references' own. Each GRPO run's lone successes (one success in a group) and share of groups
                    with one reward (no signal) are from its TRL log.""")])
@@ -289,9 +297,10 @@ class RLDifficulty(Claim):
                             pts(per_condition.get(m, {}).get("vs_matched")), pct(d["test_accuracy"]),
                             per_condition.get(m, {}).get("verdict", "—")] for m, d in per_model.items()]), "",
                  "Shortcut markers (every test problem) and each GRPO run's training signal:", "",
-                 md_table(["model", "skipped steps", "top answer (share)", "same answer, 2 problems (refs)",
+                 md_table(["model", "skipped steps", "arithmetic slips", "top answer (share)",
+                           "same answer, 2 problems (refs)",
                            "steps", "chars", "lone successes (advantage)", "groups with one reward"],
-                          [[m, share(k["skipped"]), f"{k['top_answer']} ({share(k['top_share'])})",
+                          [[m, share(k["skipped"]), share(k["slips"]), f"{k['top_answer']} ({share(k['top_share'])})",
                             f"{share(k['collision'])} ({share(k['collision_reference'])})",
                             f"{k['steps']:.1f}", f"{k['chars']:.0f}",
                             (f"{t['lone_successes']}" + (f" ({t['lone_success_advantage']:.2f})"
