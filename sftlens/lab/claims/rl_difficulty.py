@@ -172,8 +172,8 @@ class RLDifficulty(Claim):
         quantity=f"accuracy on the test problems the SFT model already solved (its '{SOLVED}' band by pass@k), "
                  "after minus before, GRPO on the too-hard band minus GRPO on the matched band (paired over those "
                  "problems); and the too-hard run's own after minus before (both must fall)",
-        sesoi=ACCURACY_SESOI, sesoi_reason="5 points of problems the model had solved: the lab's accuracy SESOI; "
-        "a skill lost on fewer than 1 in 20 of them is within what one more seed of GRPO moves",
+        sesoi=ACCURACY_SESOI, sesoi_reason="the lab's accuracy SESOI: losing 1 in 20 of the problems a model had "
+        "solved is the least a user would call a skill lost",
         test="superiority", direction=-1)
 
     def evidence(self, run: FinishedRun, arm: Arm | None = None) -> SeedEvidence | None:
