@@ -300,7 +300,8 @@ class RLDifficulty(Claim):
                  md_table(["model", "skipped steps", "arithmetic slips", "top answer (share)",
                            "same answer, 2 problems (refs)",
                            "steps", "chars", "lone successes (advantage)", "groups with one reward"],
-                          [[m, share(k["skipped"]), share(k["slips"]), f"{k['top_answer']} ({share(k['top_share'])})",
+                          [[m, share(k["skipped"]), share(k["slips"]),
+                            f"{k['top_answer']} ({share(k['top_share'])})" if k["top_answer"] is not None else "—",
                             f"{share(k['collision'])} ({share(k['collision_reference'])})",
                             f"{k['steps']:.1f}", f"{k['chars']:.0f}",
                             (f"{t['lone_successes']}" + (f" ({t['lone_success_advantage']:.2f})"
