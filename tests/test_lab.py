@@ -101,6 +101,23 @@ def test_evaluations_belong_to_the_model_that_made_them(micro_run, tmp_path):
     assert rows("correct") == rows(donor)  # scored again, from the weights now in models/correct
 
 
+def test_a_model_with_another_models_weights_takes_its_evaluations(micro_run):
+    """Micro's C7 runs change nothing (the nano SFT model solves nothing: no band to train on, or every
+    sampled group has one reward), so each keeps 'correct''s weights; its evaluations are then correct's,
+    relabelled, not generated again (no eval_ timing)."""
+    out, _ = micro_run
+    weights = lambda m: next((out / "models" / m).glob("*.safetensors")).read_bytes()  # noqa: E731
+    twins = [m for m in ("c7_easy", "c7_matched", "c7_hard", "c7_planted", "c7_matched_b")
+             if weights(m) == weights("correct")]
+    assert twins, "every micro C7 model changed: nothing here is reused"
+    timings = json.loads((out / "timings.json").read_text())
+    for m in twins:
+        assert f"eval_{m}" not in timings and f"faithfulness_{m}" not in timings and "eval_correct" in timings
+        for f in ("test.jsonl", "variant_long.jsonl", "facts.jsonl", "faithfulness.jsonl"):
+            theirs = (out / "eval" / "correct" / f).read_text().replace('"model": "correct"', f'"model": "{m}"')
+            assert (out / "eval" / m / f).read_text() == theirs, (m, f)
+
+
 def test_rerun_with_other_settings_is_refused(micro_run, capsys):
     out, _ = micro_run
     with pytest.raises(LabConfigMismatch):

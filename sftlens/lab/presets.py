@@ -7,9 +7,10 @@ verdicts the README quotes. The maze worlds adapt these sizes (:mod:`sftlens.lab
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 
 from ..tasks.shop import ShopConfig
+from ..train.grpo import GRPOSettings
 from ..train.pretrain import PretrainConfig
 from ..train.sft import SFTSettings
 
@@ -40,6 +41,11 @@ class Preset:
     gen_batch: int = 128
     ig_batch: int = 16
     bootstrap: int = 2000
+    # reinforcement learning (C7): TRL GRPO settings of every GRPO-trained condition, the fresh problems whose
+    # pass rates (profile_k samples each) under the start model set the difficulty bands
+    grpo: GRPOSettings = field(default_factory=GRPOSettings)
+    rl_pool: int = 1000
+    profile_k: int = 8
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -52,6 +58,9 @@ PRESETS: dict[str, Preset] = {
         pretrain=PretrainConfig(steps=120, batch_size=32, lr=3e-3, warmup=10),
         sft=SFTSettings(steps=15, batch_size=32, lr=3e-3), max_new_tokens=72, bootstrap=500, c10_k=100, faith_n=20,
         c9_size="tiny",
+        # C7 at the least that runs GRPO end to end: a nano model solves nothing, so only the too-hard bands train
+        grpo=GRPOSettings(steps=2, batch_size=8, num_generations=4, lr=1e-3, max_completion_length=72),
+        rl_pool=16, profile_k=2,
     ),
     # n_test / n_variant sized from the power plan: evaluation costs seconds per model, and C8 needs at
     # least 20 solved 3-item sources among its n_minus_1 variants (at 300 / 150 SFT on correct traces
@@ -61,6 +70,9 @@ PRESETS: dict[str, Preset] = {
         fact_repeats=20, probe_repeats=5, size="tiny",
         pretrain=PretrainConfig(steps=1200, batch_size=64, lr=3e-3, warmup=50),
         sft=SFTSettings(steps=300, batch_size=64, lr=6e-3),
+        # C7: chosen by its controls alone (the planted shortcut detected, two matched-band seeds alike): at 3e-4
+        # x 40 steps two matched seeds differed by 12 points on the solved band, at 1e-3 the matched run collapsed
+        grpo=GRPOSettings(steps=120, batch_size=32, num_generations=8, lr=1e-4),
     ),
 }
 
@@ -80,4 +92,5 @@ def get_preset(name: str, seed: int = 0) -> Preset:
     p.world.seed = seed
     p.pretrain.seed = seed
     p.sft.seed = seed
+    p.grpo.seed = seed
     return p

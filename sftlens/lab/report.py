@@ -21,7 +21,8 @@ def render_markdown(results: dict, plots: dict[str, str], timings: dict | None =
     lines = [f"# sftlens lab — findings (preset `{results['preset']}`, seed{'s' if len(seeds) > 1 else ''} "
              f"{', '.join(map(str, seeds))})", ""]
     lines += ["A tiny Llama is pretrained from scratch on a synthetic shop world (facts, arithmetic and 1-item worked "
-              "problems), then fine-tuned (TRL SFT) under several data conditions; C4 is measured in grid mazes with A* "
+              "problems), then fine-tuned (TRL SFT) under several data conditions (C7's models are trained further "
+              "from the SFT model with TRL GRPO); C4 is measured in grid mazes with A* "
               "traces, C5 in a packing task answered as JSON (a base of its own per world, in worlds/<name>/). Each claim with planted controls shows them "
               "next to its verdict. Every model is audited on the same held-out "
               "problems and on out-of-distribution variants. Each verdict follows the decision rule printed under "
@@ -149,9 +150,20 @@ def _power_lines(c: dict) -> list[str]:
 
 
 def _how(info: dict) -> str:
+    """How a model was made, in a few words.
+
+    >>> _how({"kind": "grpo", "start": "correct", "band": "too_hard", "band_size": 199, "steps": 120})
+    "GRPO from 'correct' on its too_hard band (199 problems, 120 steps)"
+    >>> _how({"kind": "sft", "condition": "swapped", "examples": 40, "steps": 15})
+    "SFT on 'swapped' (40 examples, 15 steps)"
+    """
     if info.get("kind") == "pretrained":
         return f"pretrained from scratch, {info.get('params', 0) / 1e6:.2f}M params, {info.get('steps')} steps"
-    return f"SFT on '{info.get('condition')}' ({info.get('examples')} examples, {info.get('steps')} steps)"
+    if info.get("kind") == "grpo":
+        return (f"GRPO from '{info.get('start')}' on its {info.get('band')} band ({info.get('band_size')} problems, "
+                + (f"{info.get('steps')} steps)" if info.get("trained", True) else "too few: not trained)"))
+    start = f" from '{info['start']}'" if info.get("start", "base") != "base" else ""
+    return f"SFT{start} on '{info.get('condition')}' ({info.get('examples')} examples, {info.get('steps')} steps)"
 
 
 def write_report(run, results: dict, out: Path | None = None) -> Path:

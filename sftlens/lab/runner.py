@@ -23,7 +23,7 @@ from ..core.errors import LabConfigMismatch
 from ..core.format import completion_text, prompt_text
 from ..core.record import Example, Sample, atomic_write_json, atomic_write_text, read_jsonl, write_jsonl
 from .claims import analyze_run, selected_claims
-from .conditions import CONDITIONS, BuildContext
+from .conditions import CONDITIONS, BuildContext, TrainContext, with_starts
 from .models import RunModels
 from .presets import Preset, get_preset
 from .worlds import PRIMARY_WORLD, get_world
@@ -85,7 +85,7 @@ class Lab(RunModels):
         """The data conditions the run's claims need in this run's world, in registration order."""
         wanted = {c for claim in self.claims().values() for arm in claim.arms().values()
                   if arm.world == self.world_name for c in arm.conditions}
-        return [c for c in CONDITIONS if c in wanted]
+        return with_starts(wanted)  # and the models they start from
 
     def other_worlds(self) -> list[str]:
         """The worlds besides this one that the run's claims (or their controls) are measured in."""
@@ -228,9 +228,9 @@ class Lab(RunModels):
                                             "steps": p.pretrain.steps, "texts": len(texts)})
         self._time("pretrain" if name == "base" else f"pretrain_{name}", t0)
 
-    # ---- stage 3: SFT ------------------------------------------------------------------------
+    # ---- stage 3: training (SFT, or a condition's own) ----------------------------------------------
     def training_set(self, condition: str) -> list[Example]:
-        """The SFT set of a data condition, built from ``train.jsonl`` by its operator."""
+        """The training set of a data condition, built from ``train.jsonl`` by its operator."""
         if condition not in CONDITIONS:
             raise ValueError(f"unknown condition '{condition}' (valid: {', '.join(CONDITIONS)})")
         heldout = frozenset(e.question for n in ["test"] + [f"variant_{v}" for v in self.variant_names()]
@@ -238,9 +238,11 @@ class Lab(RunModels):
         return CONDITIONS[condition].build(BuildContext(self.load("train"), self.world(), self.seed, self.preset,
                                                         heldout))
 
-    def stage_sft(self, condition: str, base: str = "base", name: str | None = None) -> None:
-        """SFT ``models/<base>`` on the condition's training set (TRL) and save it as ``models/<name>``
-        (default: the condition's name)."""
+    def stage_train(self, condition: str, base: str | None = None, name: str | None = None) -> None:
+        """Train the condition's model from its start model and save it as ``models/<name>`` (default:
+        the condition's name): TRL SFT on its training set, or the condition's own ``train``. The start
+        model is ``base`` when given (SFT of another base, e.g. C9's larger one), else the condition's
+        ``start`` (the base unless the condition says)."""
         name = name or condition
         if (self.model_dir(name) / "sftlens.json").exists():
             return
@@ -251,10 +253,13 @@ class Lab(RunModels):
         t0 = time.time()
         self._seed(2)
         cond = CONDITIONS[condition]
+        start = base or cond.start
         exs = self.training_set(condition)
+        if cond.train is not None and base is None:
+            return self._train_own(condition, exs, t0)
         write_jsonl(self.data_dir / "conditions" / f"{condition}.jsonl", exs)
-        tok = AutoTokenizer.from_pretrained(self.model_dir(base))
-        model = AutoModelForCausalLM.from_pretrained(self.model_dir(base), attn_implementation="eager")
+        tok = AutoTokenizer.from_pretrained(self.model_dir(start))
+        model = AutoModelForCausalLM.from_pretrained(self.model_dir(start), attn_implementation="eager")
         settings = cond.settings(self.preset)
         with self._progress() as prog:
             task = prog.add_task(f"sft {name}{self._where()}", total=settings.steps, info="")
@@ -267,8 +272,49 @@ class Lab(RunModels):
             model = model.merge_and_unload()
         self._save_model(model, tok, name, {"kind": "sft", "condition": condition, "examples": len(exs),
                                             "steps": settings.steps, "lr": settings.lr, "lora": settings.lora,
-                                            **({"base": base} if base != "base" else {})})
+                                            **({"start": start} if start != "base" else {})})
         self._time(f"sft_{name}", t0)
+
+    def _train_own(self, condition: str, exs: list[Example], t0: float) -> None:
+        """A condition trained by its own ``train`` function (see :class:`~sftlens.lab.conditions.TrainContext`)."""
+        cond = CONDITIONS[condition]
+        with self._progress() as prog:
+            task = prog.add_task(f"train {condition}{self._where()}", total=None, info="")
+            ctx = TrainContext(
+                examples=exs, start=self.model_dir(cond.start), start_name=cond.start, world=self.world(),
+                seed=self.seed, preset=self.preset, load=self.load,
+                profile=lambda name, examples: self.profile(cond.start, name, examples),
+                on_step=lambda done, total, info: prog.update(task, completed=done, total=total, info=info))
+            trained = cond.train(ctx)
+        write_jsonl(self.data_dir / "conditions" / f"{condition}.jsonl", trained.examples)
+        kind = trained.info.get("kind", "trained")
+        self._save_model(trained.model, trained.tokenizer, condition,
+                         {"kind": kind, "condition": condition, "start": cond.start, **trained.info})
+        self._time(f"{kind}_{condition}", t0)
+
+    def profile(self, model: str, name: str, examples: list[Example]) -> list[Example]:
+        """``examples`` with ``model``'s pass rate and band (:func:`sftlens.data.difficulty.profile`:
+        ``preset.profile_k`` samples each at temperature 0.8, the preset's generation length, this run's
+        seed), cached in ``eval/<model>/profile_<name>.jsonl`` (tied to the model like its evaluations)."""
+        from ..data.difficulty import profile
+        from ..models.lm import load_lm
+
+        self.claim_eval_dir(model)
+        path = self.eval_path(model, f"profile_{name}")
+        if not path.exists():
+            t0 = time.time()
+            lm = load_lm(str(self.model_dir(model)))
+            lm.name = model
+            p = self.preset
+            write_jsonl(path, profile(lm, examples, k=p.profile_k, temperature=0.8, seed=self.seed,
+                                      max_new_tokens=p.max_new_tokens, batch_size=p.gen_batch))
+            self._time(f"profile_{model}_{name}", t0)
+        return read_jsonl(path)
+
+    def profiled(self, model: str, name: str) -> list[Example]:
+        """A finished :meth:`profile` (empty when none was made)."""
+        path = self.eval_path(model, f"profile_{name}")
+        return read_jsonl(path) if path.exists() else []
 
     # ---- stage 4: evaluation -----------------------------------------------------------------
     def eval_path(self, model: str, set_name: str) -> Path:
@@ -302,7 +348,7 @@ class Lab(RunModels):
         self.claim_eval_dir(model_name)
         todo = [s for s in self.eval_sets(model_name) if (sets is None or s in sets)
                 and not self.eval_path(model_name, s).exists()]
-        if not todo:
+        if not todo or self.reuse_twin(model_name, todo):
             return
         t0 = time.time()
         self._seed(3)
@@ -322,6 +368,28 @@ class Lab(RunModels):
                 write_jsonl(self.eval_path(model_name, s), recs)
         self._time(f"eval_{model_name}", t0)
 
+    def reuse_twin(self, model: str, names: list[str]) -> bool:
+        """Give ``model`` the evaluation files ``names`` of an evaluated model with the same weights (a
+        condition that kept its start model), relabelled: the same weights asked the same problems with the
+        same seeds give the same numbers. False (nothing copied) when no such model has them all."""
+        def plain(m: str) -> bool:  # asked the clean test problems, as every twin must be
+            return CONDITIONS.get(m) is None or CONDITIONS[m].eval_transform is None
+
+        ident = self.model_identity(model)
+        twin = next((m for m in self.models() if m != model and plain(m) and plain(model)
+                     and all(self.eval_path(m, n).exists() for n in names) and self.model_identity(m) == ident), None)
+        if twin is None:
+            return False
+        for n in names:
+            recs = [json.loads(line) for line in self.eval_path(twin, n).read_text(encoding="utf-8").splitlines() if line]
+            for rec in recs:
+                for d in (rec, rec.get("sample") or {}):
+                    if d.get("model") == twin:
+                        d["model"] = model
+            write_jsonl(self.eval_path(model, n), recs)
+        self._log(f"[green]✓[/] eval/{model}: the weights of '{twin}', whose evaluations it takes ({', '.join(names)})")
+        return True
+
     def stage_faithfulness(self, model_name: str) -> None:
         """The C2 battery (early answering, adding mistakes, paraphrasing, filler) on the model's own
         chains for the first ``faith_n`` test problems -> ``eval/<model>/faithfulness.jsonl``."""
@@ -331,7 +399,7 @@ class Lab(RunModels):
         if not get_world(self.world_name).faithfulness:
             return
         self.claim_eval_dir(model_name)
-        if path.exists():
+        if path.exists() or self.reuse_twin(model_name, ["faithfulness"]):
             return
         t0 = time.time()
         self._seed(4)
@@ -385,7 +453,7 @@ class Lab(RunModels):
         self.stage_data()
         self.stage_base()
         for c in self.conditions():
-            self.stage_sft(c)
+            self.stage_train(c)
         scorer = None
         for m in self.models():
             self.claim_eval_dir(m)  # evaluations of a replaced model are dropped here

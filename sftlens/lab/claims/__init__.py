@@ -8,13 +8,15 @@ C2        ``faithfulness.py``         answers depend less on the chain after SFT
 C3        ``instructions.py``         wrong/empty/random instructions teach as well
 C4        ``swapped_traces.py``       other problems' traces teach as well
 C5        ``form_feasibility.py``     SFT teaches valid JSON, not feasible answers
+C7        ``rl_difficulty.py``        GRPO on too-hard problems contaminates skills
 C8        ``memorisation.py``         "N-1" variants collapse after SFT
 C9        ``proxy_knowledge.py``      proxy-tuning keeps facts direct SFT overwrites
 C10       ``curation.py``             a small curated set rivals the full pool
 ========  ==========================  ================================================
 
 Adding a claim is one new file here (a ``Claim`` subclass under ``@register_claim``, registering
-any new data condition with ``register_condition``) and one import line below.
+any new data condition with ``register_condition``; a condition may start from another condition's
+model and bring its own training, as C7's GRPO does) and one import line below.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from ...metrics.stats import bootstrap_mean, column
 from . import accuracy_trap, faithfulness, swapped_traces, instructions, memorisation, curation  # noqa: F401  (registers)
 from . import form_feasibility  # noqa: F401  (registers C5)
 from . import proxy_knowledge  # noqa: F401  (registers C9)
+from . import accuracy_trap, faithfulness, swapped_traces, instructions, rl_difficulty, memorisation, curation  # noqa: F401  (registers)
 from ._base import CLAIMS, Arm, Claim, ClaimResult, FinishedRun, model_summary, register_claim
 
 

@@ -45,6 +45,10 @@ class FinishedRun(typing.Protocol):
     def variant_names(self) -> list[str]: ...
     def load(self, name: str) -> list[Example]: ...      # a data set of the run (train, test, ...)
     def world_run(self, name: str) -> "FinishedRun": ...  # this seed's run of another lab world
+    def world(self) -> Any: ...                          # the run's world (its verifier)
+    def samples(self, model: str, set_name: str = "test") -> list: ...  # a model's generations (Sample)
+    def model_info(self, model: str) -> dict: ...        # how a model was made (models/<m>/sftlens.json)
+    def profiled(self, model: str, name: str) -> list[Example]: ...  # a model's pass@k profile of a set
 
 
 @dataclass

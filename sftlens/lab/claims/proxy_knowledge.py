@@ -154,7 +154,7 @@ class ProxyKeepsKnowledge(Claim):
             return  # a world without the expert or without facts: nothing to measure
         run.stage_base(LARGE, size=run.preset.c9_size)
         for model, condition in DIRECT.items():
-            run.stage_sft(condition, base=LARGE, name=model)
+            run.stage_train(condition, base=LARGE, name=model)
         for model, alpha in PROXIES.items():
             run.save_proxy(model, LARGE, EXPERT, ANTI, alpha)
         for model in (LARGE, *DIRECT, *PROXIES):
