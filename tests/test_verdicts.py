@@ -252,12 +252,12 @@ def test_pooled_interval_covers_when_the_effect_varies_between_seeds():
 
 def test_micro_run_shows_both_controls_for_every_claim(micro_run):
     """Every claim carries a positive and a negative control entry; C4's live in the maze worlds (each
-    trained in DIR/worlds/<name>/), C5's in the packing worlds, C7's and C8's in the shop; the others say "no
-    control yet"."""
+    trained in DIR/worlds/<name>/), C5's in the packing worlds, C7's, C8's and C9's in the shop; the others say
+    "no control yet"."""
     out, results = micro_run
     for cid, c in results["claims"].items():
         assert set(c["controls"]) == {"positive", "negative"}, cid
-        if cid in ("C4", "C5", "C7", "C8"):
+        if cid in ("C4", "C5", "C7", "C8", "C9"):
             assert all(d["status"] in ("passed", "failed") and d["conditions"] for d in c["controls"].values()), cid
         else:
             assert {d["status"] for d in c["controls"].values()} == {"no control yet"}, cid
