@@ -5,7 +5,7 @@ The pool (:func:`rl_pool`) is ``preset.rl_pool`` problems of the SFT distributio
 holds. The bands are ``sftlens data profile``'s (:mod:`sftlens.data.difficulty`): each pool problem's
 pass rate over ``preset.profile_k`` samples of the **start** model, the one GRPO trains, so "too hard"
 means too hard for that model. The run profiles the start model once per data set and caches it
-(:meth:`sftlens.lab.runner.Lab.profile`), so every band's condition trains on the same split.
+(:meth:`sftlens.lab.training.RunTraining.profile`), so every band's condition trains on the same split.
 
 A band with fewer problems than one optimizer step's groups is not trained on: the condition saves the
 start model unchanged and says so (``trained: false``), and a claim reading it must guard on that.
