@@ -253,8 +253,7 @@ def test_pooled_interval_covers_when_the_effect_varies_between_seeds():
 def test_micro_run_shows_both_controls_for_every_claim(micro_run):
     """Every claim carries a positive and a negative control entry; C4's live in the maze worlds (each
     trained in DIR/worlds/<name>/), C5's in the packing worlds, C6's in the judge world, C7's, C8's and C9's
-    in the shop; the others say
-    "no control yet"."""
+    in the shop; the others say "no control yet"."""
     out, results = micro_run
     for cid, c in results["claims"].items():
         assert set(c["controls"]) == {"positive", "negative"}, cid

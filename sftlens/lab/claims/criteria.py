@@ -13,7 +13,9 @@ and the ``forbidden`` criterion never fires. Controls, on the same models: the *
 ``hinge`` twins, carts whose label turns on the held-out type the criteria name, each next to the same
 cart with a neutral held-out type in its place — only the written criteria tell the twins apart, so
 they must help there; the **negative** one is the in-distribution test set, where the labels teach
-everything the criteria say — they cannot help there beyond the SESOI.
+everything the criteria say — they cannot help there beyond the SESOI. Every comparison is of paired
+0/1 outcomes (binary): when every pair differs alike (both models perfect on the seen types) the
+interval is exact (:func:`sftlens.lab.protocol.exact_decision`), not a constant-column guard.
 """
 
 from __future__ import annotations
@@ -131,7 +133,7 @@ class CriteriaTransfer(Claim):
             written, labels = run.rows(WRITTEN, s), run.rows(LABELS, s)
             check_aligned({WRITTEN: written, LABELS: labels})
             comparisons.append(Comparison(f"accuracy on {SETS[s]}, labels + criteria - labels only",
-                                          paired_table(diff_column(written, labels)),
+                                          paired_table(diff_column(written, labels)), binary=True,
                                           protocol=IN_DISTRIBUTION if len(sets) == 2 and s == "test" else None))
         majority = majority_share(run)
         guards = signal_guard(f"labels-only accuracy on seen types over always giving the commoner label "
