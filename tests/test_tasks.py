@@ -30,9 +30,9 @@ def world():
 
 
 def test_unknown_task_names_the_valid_ones():
-    with pytest.raises(TaskError, match=r"unknown task 'nope' \(valid: shop, gsm8k, maze, packing, text\)"):
+    with pytest.raises(TaskError, match=r"unknown task 'nope' \(valid: shop, gsm8k, maze, packing, judge, text\)"):
         get_task("nope")
-    assert task_names() == ["shop", "gsm8k", "maze", "packing", "text"]
+    assert task_names() == ["shop", "gsm8k", "maze", "packing", "judge", "text"]
 
 
 def test_task_for_picks_as_the_old_sites_did(world):

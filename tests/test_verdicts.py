@@ -175,7 +175,7 @@ def test_every_claim_states_its_protocol_before_any_number():
 
 def test_micro_run_gives_guarded_inconclusive_for_accuracy_claims(micro_results):
     """Micro models learn nothing: no accuracy-based claim may reach a verdict, and each says why."""
-    for cid in ("C1", "C3", "C4", "C7", "C8", "C10"):
+    for cid in ("C1", "C3", "C4", "C6", "C7", "C8", "C10"):
         c = micro_results["claims"][cid]
         assert c["verdict"] == "inconclusive", (cid, c["reason"])
         assert c["guards"], cid
@@ -252,12 +252,12 @@ def test_pooled_interval_covers_when_the_effect_varies_between_seeds():
 
 def test_micro_run_shows_both_controls_for_every_claim(micro_run):
     """Every claim carries a positive and a negative control entry; C4's live in the maze worlds (each
-    trained in DIR/worlds/<name>/), C5's in the packing worlds, C7's, C8's and C9's in the shop; the others say
-    "no control yet"."""
+    trained in DIR/worlds/<name>/), C5's in the packing worlds, C6's in the judge world, C7's, C8's and C9's
+    in the shop; the others say "no control yet"."""
     out, results = micro_run
     for cid, c in results["claims"].items():
         assert set(c["controls"]) == {"positive", "negative"}, cid
-        if cid in ("C4", "C5", "C7", "C8", "C9"):
+        if cid in ("C4", "C5", "C6", "C7", "C8", "C9"):
             assert all(d["status"] in ("passed", "failed") and d["conditions"] for d in c["controls"].values()), cid
         else:
             assert {d["status"] for d in c["controls"].values()} == {"no control yet"}, cid
@@ -272,5 +272,9 @@ def test_micro_run_shows_both_controls_for_every_claim(micro_run):
                          ("packing", "c5_infeasible"), ("packing_loose", "correct")):
         assert (out / "worlds" / world / "models" / model / "sftlens.json").exists(), (world, model)
     assert not (out / "models" / "shuffled").exists()  # the shop trains only what its own arms need
+    c6 = results["claims"]["C6"]["controls"]
+    assert c6["positive"]["world"] == c6["negative"]["world"] == "judge"
+    for model in ("c6_labels", "c6_criteria", "c6_criteria_only"):
+        assert (out / "worlds" / "judge" / "eval" / model / "variant_hinge.jsonl").exists(), model
     report = (out / "report.md").read_text()
     assert "**Controls**" in report and "no control yet" in report

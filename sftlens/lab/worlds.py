@@ -79,6 +79,39 @@ register_world(LabWorld(
     drills=lambda w, p, seed: w.arithmetic_drills(p.n_pretrain, seed=seed + 31)))
 
 
+# ---- the judgement world: carts judged by a store's named criteria (C6, Wachsmuth et al. 2024) ----------
+def _judge_adapt(p):
+    from ..tasks.judge import JudgeConfig
+
+    # checking written rules against a cart is slow to learn (a 2-layer model answers one bit per cart):
+    # the base gets 2.5x the shop's pretraining steps at a third of its learning rate (3e-3 never learned
+    # to match words in a probe); a nano model learns nothing here at any affordable length, so micro's
+    # base stays short. Texts (judgement drills) are under 100 tokens, answered yes/no.
+    steps = max(p.pretrain.steps // 2, 1) if p.size == "nano" else p.pretrain.steps * 5 // 2
+    pretrain = replace(p.pretrain, steps=steps, lr=p.pretrain.lr / 3)
+    return replace(p, world=JudgeConfig(seed=p.world.seed), pretrain=pretrain, max_new_tokens=8, max_positions=128)
+
+
+def _judge_make(config):
+    from ..tasks.judge import JudgeWorld
+
+    return JudgeWorld(config)
+
+
+def _judge_splits(world, p, seed: int) -> Splits:
+    from ..tasks.judge import make_judge_splits
+
+    return make_judge_splits(world, p.n_pretrain, p.n_train, p.n_test, p.n_variant, seed=seed)
+
+
+register_world(LabWorld(
+    name="judge", description="carts judged acceptable or not by a store's named criteria (budget, needs, forbidden "
+                              "pair), item types held out of training",
+    adapt=_judge_adapt, make=_judge_make, splits=_judge_splits, vocabulary=lambda w: [],
+    tokenizer_texts=lambda w: w.tokenizer_corpus(),
+    drills=lambda w, p, seed: w.drills(p.n_pretrain, seed=seed + 31)))
+
+
 # ---- mazes: A* search traces, the plan as the answer (C4, Stechly et al. 2025) -----------------------
 # Open grids hold few distinct problems (any start, any goal; ~520 on 5x5): the open world uses 7x7
 # grids (about 1,300 problems fit the token cap) and caps its splits to what exists, its SFT set then

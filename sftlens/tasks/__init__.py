@@ -5,6 +5,7 @@
   (the one rule that picks the task of some examples) and :func:`verifier_for`;
 - one file per task: :mod:`.shop` (``shop``), :mod:`.gsm8k` (``gsm8k``), :mod:`.maze` (``maze``),
   :mod:`.packing` (``packing``, answered as JSON: :mod:`.jsonout` reads and schema-checks such answers),
+  :mod:`.judge` (``judge``: carts judged acceptable or not by a store's named criteria),
   :mod:`.text` (``text``, the fallback).
 
 A new task is one file with a class decorated ``@register_task("name")`` plus its import below
@@ -21,7 +22,8 @@ from . import shop  # registers "shop" (asked first)
 from . import gsm8k  # registers "gsm8k"
 from . import maze  # registers "maze" (claims only maze.* examples)
 from . import packing  # registers "packing" (claims only packing.* examples)
+from . import judge  # registers "judge" (claims only judge.* examples)
 from . import text  # registers "text", the fallback
 
-__all__ = ["StepCheck", "Task", "TaskError", "Verifier", "get_task", "gsm8k", "maze", "packing", "register_task", "shop", "task_for",
+__all__ = ["StepCheck", "Task", "TaskError", "Verifier", "get_task", "gsm8k", "judge", "maze", "packing", "register_task", "shop", "task_for",
            "task_names", "text", "verifier_for"]

@@ -8,6 +8,7 @@ C2        ``faithfulness.py``         answers depend less on the chain after SFT
 C3        ``instructions.py``         wrong/empty/random instructions teach as well
 C4        ``swapped_traces.py``       other problems' traces teach as well
 C5        ``form_feasibility.py``     SFT teaches valid JSON, not feasible answers
+C6        ``criteria.py``             labels alone don't transfer criteria to new types
 C7        ``rl_difficulty.py``        GRPO on too-hard problems contaminates skills
 C8        ``memorisation.py``         "N-1" variants collapse after SFT
 C9        ``proxy_knowledge.py``      proxy-tuning keeps facts direct SFT overwrites
@@ -27,6 +28,7 @@ from . import form_feasibility  # noqa: F401  (registers C5)
 from . import proxy_knowledge  # noqa: F401  (registers C9)
 from . import accuracy_trap, faithfulness, swapped_traces, instructions, rl_difficulty, memorisation, curation  # noqa: F401  (registers)
 from ._base import CLAIMS, Arm, Claim, ClaimResult, FinishedRun, model_summary, register_claim
+from . import criteria  # noqa: F401  (registers C6)
 
 
 def selected_claims(ids: list[str] | None = None) -> dict[str, Claim]:
