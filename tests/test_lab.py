@@ -25,7 +25,7 @@ def test_micro_writes_results_and_report(micro_run):
     for key in ("C1", "C4", "C8", "Decision rule"):
         assert key in report
     for where, m in (("", "base"), ("", "correct"), ("", "swapped"), ("worlds/maze", "answer_only"),
-                     ("worlds/maze", "base"), ("worlds/maze_open", "swapped")):
+                     ("worlds/maze", "base"), ("worlds/maze", "correct_again")):
         assert (out / where / "models" / m / "config.json").exists(), (where, m)
         assert (out / where / "eval" / m / "test.jsonl").exists(), (where, m)
     assert (out / "data" / "test.jsonl").exists() and (out / "data" / "world.json").exists()
@@ -54,8 +54,8 @@ def test_process_executor_gives_the_same_evaluations(micro_run, tmp_path):
     from sftlens.lab.executors import Job, run_jobs
 
     out, _ = micro_run
-    run_jobs([Job(out=str(tmp_path), preset="micro", seed=0, world="maze_open")], executor="process", workers=1)
-    mine, theirs = tmp_path / "worlds" / "maze_open" / "eval", out / "worlds" / "maze_open" / "eval"
+    run_jobs([Job(out=str(tmp_path), preset="micro", seed=0, world="packing_loose")], executor="process", workers=1)
+    mine, theirs = tmp_path / "worlds" / "packing_loose" / "eval", out / "worlds" / "packing_loose" / "eval"
     files = sorted(p.relative_to(theirs) for p in theirs.rglob("*.jsonl"))
     assert files and sorted(p.relative_to(mine) for p in mine.rglob("*.jsonl")) == files
     for f in files:

@@ -251,7 +251,7 @@ def test_pooled_interval_covers_when_the_effect_varies_between_seeds():
 
 
 def test_micro_run_shows_both_controls_for_every_claim(micro_run):
-    """Every claim carries a positive and a negative control entry; C4's live in the maze worlds (each
+    """Every claim carries a positive and a negative control entry; C4's in the maze world and the shop (each
     trained in DIR/worlds/<name>/), C5's in the packing worlds, C6's in the judge world, C7's, C8's and C9's
     in the shop; the others say "no control yet"."""
     out, results = micro_run
@@ -265,10 +265,11 @@ def test_micro_run_shows_both_controls_for_every_claim(micro_run):
         if any(d["status"] == "failed" for d in c["controls"].values()):
             assert c["verdict"] == "inconclusive" and c["reason"].startswith("the lab cannot see this effect here")
     c4 = results["claims"]["C4"]["controls"]
-    assert c4["positive"]["world"] == "maze_open" and c4["negative"]["world"] == "shop"
+    assert c4["positive"]["world"] == "maze" and c4["negative"]["world"] == "shop"
+    assert c4["positive"]["conditions"] == ["correct", "correct_again"]
     c5 = results["claims"]["C5"]["controls"]
     assert (c5["positive"]["world"], c5["negative"]["world"]) == ("packing", "packing_loose")
-    for world, model in (("maze", "shuffled"), ("maze", "answer_only"), ("maze_open", "swapped"),
+    for world, model in (("maze", "shuffled"), ("maze", "answer_only"), ("maze", "correct_again"),
                          ("packing", "c5_infeasible"), ("packing_loose", "correct")):
         assert (out / "worlds" / world / "models" / model / "sftlens.json").exists(), (world, model)
     assert not (out / "models" / "shuffled").exists()  # the shop trains only what its own arms need

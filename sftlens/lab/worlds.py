@@ -113,25 +113,18 @@ register_world(LabWorld(
 
 
 # ---- mazes: A* search traces, the plan as the answer (C4, Stechly et al. 2025) -----------------------
-# Open grids hold few distinct problems (any start, any goal; ~520 on 5x5): the open world uses 7x7
-# grids (about 1,300 problems fit the token cap) and caps its splits to what exists, its SFT set then
-# seen for more epochs.
-OPEN_CAPS = {"n_pretrain": 150, "n_train": 700, "n_test": 300, "n_variant": 100}
-OPEN_GRID = {"rows": 7, "cols": 7, "long_size": (8, 8), "wall_density": 0.0, "unique_path": False}
 MAZE_MAX_TOKENS = 180
 
 
-def _maze_adapt(p, open_: bool = False):
+def _maze_adapt(p):
     from ..tasks.maze import MazeConfig
 
     # mazes whose prompt and A* trace fit 180 tokens (the search of a 5x5 maze is up to ~25 events): a
     # CPU budget — SFT cost grows with the longest text of a batch — that keeps two thirds of the mazes
-    cfg = MazeConfig(seed=p.world.seed, max_tokens=MAZE_MAX_TOKENS,
-                     **(OPEN_GRID if open_ else {}))
-    sizes = {k: min(getattr(p, k), cap) for k, cap in OPEN_CAPS.items()} if open_ else {}
+    cfg = MazeConfig(seed=p.world.seed, max_tokens=MAZE_MAX_TOKENS)
     # the base only needs the maze language (its 4x4 pretraining problems): half the shop's steps
     pretrain = replace(p.pretrain, steps=max(p.pretrain.steps // 2, 1))
-    return replace(p, world=cfg, pretrain=pretrain, max_new_tokens=MAZE_MAX_TOKENS - 40, max_positions=256, **sizes)
+    return replace(p, world=cfg, pretrain=pretrain, max_new_tokens=MAZE_MAX_TOKENS - 40, max_positions=256)
 
 
 def _maze_make(config):
@@ -143,21 +136,13 @@ def _maze_make(config):
 def _maze_splits(world, p, seed: int) -> Splits:
     from ..tasks.maze import make_maze_splits
 
-    sp = make_maze_splits(world, p.n_pretrain, p.n_train, p.n_test, p.n_variant, seed=seed)
-    if world.config.wall_density == 0.0:  # open mazes: only the larger open grid is a variant, the
-        sp.variants = {"long": sp.variants["long"]}  # walled "dense" one would need the search again
-    return sp
+    return make_maze_splits(world, p.n_pretrain, p.n_train, p.n_test, p.n_variant, seed=seed)
 
 
 register_world(LabWorld(
     name="maze", description="grid mazes with walls: A* traces (create/close events with g and h), the plan as the "
                              "answer — the plan can be found without the trace",
     adapt=_maze_adapt, make=_maze_make, splits=_maze_splits, vocabulary=lambda w: [],
-    tokenizer_texts=lambda w: w.tokenizer_corpus()))
-register_world(LabWorld(
-    name="maze_open", description="mazes without walls: the plan is a plain function of start and goal, so the "
-                                  "trace carries nothing the answer needs (C4's positive control)",
-    adapt=lambda p: _maze_adapt(p, open_=True), make=_maze_make, splits=_maze_splits, vocabulary=lambda w: [],
     tokenizer_texts=lambda w: w.tokenizer_corpus()))
 
 

@@ -1,14 +1,18 @@
 """C4 — corrupted or swapped traces teach about as well as correct ones (Stechly et al. 2025,
 arXiv 2505.13775). Registers the ``swapped`` (another problem's trace, own answer), ``shuffled``
-(the problem's own steps in random order) and ``answer_only`` (no steps) conditions.
+(the problem's own steps in random order), ``answer_only`` (no steps) and ``correct_again`` (the correct
+traces once more, in another order) conditions.
 
 Measured where Stechly et al. measured it: grid mazes with A* traces and the plan as the answer
-(the ``maze`` world), where a plan can be found without the trace. Controls: the **positive** one is
-mazes without walls (``maze_open``), where the plan is a plain function of start and goal and the
-trace carries nothing the answer needs — swapped traces must teach as well there; the **negative** one
-is the shop, where the answer is the sum written in the trace's last step — swapped traces must not."""
+(the ``maze`` world), where a plan can be found without the trace. Controls: the **positive** one is a
+second SFT run on the same correct traces in another data order (``correct_again``), which teaches as
+well as ``correct`` by construction — the lab must find the two equivalent, or training noise alone is
+wider than the margin and no equivalence could be seen; the **negative** one is the shop, where the
+answer is the sum written in the trace's last step — swapped traces must not teach as well there."""
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 from ...data import ops
 from ...metrics.stats import bootstrap_mean, column, paired_difference
@@ -24,6 +28,9 @@ register_condition(Condition("shuffled", "each problem's own steps in a random o
                              lambda c: ops.shuffle_steps(c.train, seed=c.seed)))
 register_condition(Condition("answer_only", "no steps: question, then the answer",
                              lambda c: ops.drop_traces(c.train, seed=c.seed)))
+# C4's positive control: what `correct` trains on, in another order (TRL's data seed): equal in expectation
+register_condition(Condition("correct_again", "the correct traces again, another data order (a second SFT run)",
+                             lambda c: list(c.train), sft_settings=lambda p: replace(p.sft, seed=p.sft.seed + 101)))
 
 RULE = one_line(f"""Reproduced when the 95% interval of (swapped - correct) in-distribution accuracy lies
     above -{EQUIVALENCE_MARGIN:.2f} (at most {EQUIVALENCE_MARGIN * 100:.0f} points worse, or better); not reproduced
@@ -38,8 +45,8 @@ class SwappedTraces(Claim):
     title = "swapped traces"
     conditions = ("correct", "swapped", "shuffled", "answer_only")
     arm = Arm(conditions, world="maze", description="A* maze traces, the plan as the answer (Stechly et al.'s setting)")
-    positive = Arm(("correct", "swapped"), world="maze_open",
-                   description="mazes without walls: the plan needs nothing from the trace")
+    positive = Arm(("correct", "correct_again"), world="maze",
+                   description="the correct traces again in another order: as good as correct by construction")
     negative = Arm(("correct", "swapped"), world="shop",
                    description="the shop: the answer is the sum the trace's last step writes")
     statement = ("Models trained on swapped (other problems') traces reach about the accuracy of models trained on "
@@ -50,20 +57,19 @@ class SwappedTraces(Claim):
         sesoi=ACCURACY_SESOI, sesoi_reason=ACCURACY_SESOI_REASON, test="equivalence")
 
     def evidence(self, run: FinishedRun, arm: Arm | None = None) -> SeedEvidence | None:
-        # every arm compares the same two conditions, each in its own world
+        # every arm compares its second condition with its first (correct), in its own world
+        ref, cand = (arm or self.arm).conditions[:2]
         models = run.models()
-        if "swapped" not in models or "correct" not in models:
+        if cand not in models or ref not in models:
             return None
-        swapped, correct = run.rows("swapped", "test"), run.rows("correct", "test")
-        ood = {m: [r for v in run.variant_names() for r in run.rows(m, f"variant_{v}")] for m in ("swapped", "correct")}
-        comparisons = [Comparison("accuracy in distribution, swapped - correct",
-                                  paired_table(diff_column(swapped, correct))),
-                       Comparison("accuracy on variants, swapped - correct",
-                                  paired_table(diff_column(ood["swapped"], ood["correct"])))]
+        ood = {m: [r for v in run.variant_names() for r in run.rows(m, f"variant_{v}")] for m in (cand, ref)}
+        comparisons = [Comparison(f"accuracy in distribution, {cand} - {ref}",
+                                  paired_table(diff_column(run.rows(cand, "test"), run.rows(ref, "test")))),
+                       Comparison(f"accuracy on variants, {cand} - {ref}",
+                                  paired_table(diff_column(ood[cand], ood[ref])))]
         guards = signal_guard("the accuracy gain of SFT on correct traces over the base",
-                              diff_column(correct, run.rows("base", "test")), ACCURACY_SESOI)
-        guards += accuracy_bound_guard({m: mean_of(column(run.rows(m, "test"), "correct"))
-                                        for m in ("swapped", "correct")})
+                              diff_column(run.rows(ref, "test"), run.rows("base", "test")), ACCURACY_SESOI)
+        guards += accuracy_bound_guard({m: mean_of(column(run.rows(m, "test"), "correct")) for m in (cand, ref)})
         return SeedEvidence(run.seed, comparisons, guards)
 
     def analyze(self, run: FinishedRun) -> ClaimResult | None:
