@@ -17,6 +17,7 @@ did 1.44x the work of one two-thread job on this 2-core machine).
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Callable
 
@@ -60,29 +61,59 @@ def _serial(jobs: list[Job], threads: int, workers: int, console, address: str |
         run_job(job, threads, console)
 
 
-def _process(jobs: list[Job], threads: int, workers: int, console, address: str | None) -> None:
-    """A local pool of ``workers`` fresh processes (spawned: no forked torch state)."""
+def _exit_with_parent(parent: int, every: float = 1.0) -> None:
+    """Worker initializer: a daemon thread that ends this worker once its parent ``parent`` is gone.
+
+    A pool's workers outlive a parent killed by a signal it cannot handle (``kill -9``, an OOM kill):
+    left alone they would go on training into the run folder while the rerun that resumes it starts
+    the same stages again. Polling ``os.getppid()`` works wherever Python does (on Linux
+    ``prctl(PR_SET_PDEATHSIG)`` would too, but nowhere else)."""
+    import threading
+    import time
+
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(every)
+        os._exit(1)  # the parent is gone: nobody will read this worker's results
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+
+
+@contextmanager
+def worker_pool(workers: int, threads: int):
+    """A ``ProcessPoolExecutor`` of ``workers`` fresh processes (spawned: no forked torch state) on
+    ``threads`` torch threads each, every one ending itself if this process dies
+    (:func:`_exit_with_parent`)."""
     import multiprocessing as mp
-    from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
+    from concurrent.futures import ProcessPoolExecutor
 
     env = {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads), "TOKENIZERS_PARALLELISM": "false"}
     old = {k: os.environ.get(k) for k in env}
     os.environ.update(env)  # inherited by the spawned workers before torch is imported there
     try:
-        with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")) as pool:
-            futures = {pool.submit(run_job, job, threads): job for job in jobs}
-
-            def wait_some(pending):
-                done, rest = wait(pending, timeout=2.0, return_when=FIRST_EXCEPTION)
-                return list(done), list(rest)
-
-            _follow(futures, wait_some, lambda f: f.result(), console)
+        with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"),
+                                 initializer=_exit_with_parent, initargs=(os.getpid(),)) as pool:
+            yield pool
     finally:
         for k, v in old.items():
             if v is None:
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+
+
+def _process(jobs: list[Job], threads: int, workers: int, console, address: str | None) -> None:
+    """A local pool of ``workers`` processes (:func:`worker_pool`), one job each at a time."""
+    from concurrent.futures import FIRST_EXCEPTION, wait
+
+    with worker_pool(workers, threads) as pool:
+        futures = {pool.submit(run_job, job, threads): job for job in jobs}
+
+        def wait_some(pending):
+            done, rest = wait(pending, timeout=2.0, return_when=FIRST_EXCEPTION)
+            return list(done), list(rest)
+
+        _follow(futures, wait_some, lambda f: f.result(), console)
 
 
 def _job_folder(job: Job):
@@ -182,4 +213,4 @@ def run_lab_jobs(labs: list, preset: str, executor: str | None, workers: int = 1
     run_jobs(jobs, executor=executor, workers=workers, threads=threads, console=console, address=address)
 
 
-__all__ = ["EXECUTORS", "Job", "run_job", "run_jobs", "run_lab_jobs"]
+__all__ = ["EXECUTORS", "Job", "run_job", "run_jobs", "run_lab_jobs", "worker_pool"]
