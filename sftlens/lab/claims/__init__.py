@@ -17,18 +17,16 @@ C10       ``curation.py``             a small curated set rivals the full pool
 
 Adding a claim is one new file here (a ``Claim`` subclass under ``@register_claim``, registering
 any new data condition with ``register_condition``; a condition may start from another condition's
-model and bring its own training, as C7's GRPO does) and one import line below.
+model and bring its own training, as C7's GRPO does) and its name in the imports below.
 """
 
 from __future__ import annotations
 
 from ...metrics.stats import bootstrap_mean, column
-from . import accuracy_trap, faithfulness, swapped_traces, instructions, memorisation, curation  # noqa: F401  (registers)
-from . import form_feasibility  # noqa: F401  (registers C5)
-from . import proxy_knowledge  # noqa: F401  (registers C9)
-from . import accuracy_trap, faithfulness, swapped_traces, instructions, rl_difficulty, memorisation, curation  # noqa: F401  (registers)
+# each import registers its claim (and its conditions); this order is the registration order
+from . import accuracy_trap, faithfulness, swapped_traces, instructions, memorisation, curation  # noqa: F401
+from . import form_feasibility, proxy_knowledge, rl_difficulty, criteria  # noqa: F401
 from ._base import CLAIMS, Arm, Claim, ClaimResult, FinishedRun, model_summary, register_claim
-from . import criteria  # noqa: F401  (registers C6)
 
 
 def selected_claims(ids: list[str] | None = None) -> dict[str, Claim]:
