@@ -12,9 +12,11 @@ RESUMABLE = True
 def add_parser(sub) -> None:
     p = sub.add_parser("lab", help="train tiny models from scratch under each data condition and test every claim",
                        description="Run the embedded lab: generate each world its claims and controls need (the shop "
-                                   "in DIR, mazes in DIR/worlds/<name>), pretrain a tiny base per world, fine-tune it "
-                                   "under each data condition, audit every model and write DIR/results.json and "
-                                   "DIR/report.md. Rerunning with the same --out resumes.")
+                                   "in DIR, the others in DIR/worlds/<name>), pretrain a tiny base per world, train a "
+                                   "model per data condition (SFT through TRL; GRPO for C7; a larger base and "
+                                   "proxy-tuned models for C9), audit every model, judge each claim and its "
+                                   "controls, and write DIR/results.json and DIR/report.md. Rerunning with the "
+                                   "same --out resumes.")
     p.add_argument("--preset", default="quick", choices=["micro", "quick", "standard"],
                    help="size of the run: micro (tests, a few minutes, noise), quick (make lab, one seed: "
                         "exploratory) or standard (quick's sizes over five seeds: the verdicts to quote)")
