@@ -168,3 +168,20 @@ def test_bad_seed_lists_are_refused(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["lab", "--preset", "micro", "--seeds", "0,0", "--out", str(tmp_path / "y"), "--quiet"])
     assert not (tmp_path / "y").exists()
+
+
+def test_claims_option_trains_only_what_those_claims_need(tmp_path, capsys):
+    """``--claims C8``: only C8 is judged, and the shop trains only C8's conditions and controls (no
+    other world); a resume asking for other claims is refused; an unknown id is refused up front."""
+    out = tmp_path / "c8"
+    assert main(["lab", "--preset", "micro", "--claims", "C8", "--out", str(out), "--quiet",
+                 "--executor", "serial"]) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert list(results["claims"]) == ["C8"]
+    assert sorted(p.name for p in (out / "models").iterdir()) == ["base", "c8_full", "c8_narrow", "correct"]
+    assert not (out / "worlds").exists()
+    assert main(["lab", "--preset", "micro", "--claims", "C4", "--out", str(out), "--quiet"]) == 2
+    assert "other settings" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["lab", "--preset", "micro", "--claims", "C4,C99", "--out", str(tmp_path / "z"), "--quiet"])
+    assert "C99" in capsys.readouterr().err and not (tmp_path / "z").exists()

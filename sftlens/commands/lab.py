@@ -27,6 +27,9 @@ def add_parser(sub) -> None:
     seeds.add_argument("--seeds", type=_seed_list, default=None, metavar="S,S,...",
                        help="run these seeds (e.g. 0,1,2) in DIR/seed_<s>/ and pool them in DIR/results.json")
     seeds.add_argument("--n-seeds", type=int, default=None, metavar="N", help="run seeds 0..N-1 (as --seeds)")
+    p.add_argument("--claims", type=_claim_list, default=None, metavar="C,C,...",
+                   help="test only these claims (e.g. C4,C8), training only what they and their controls need; "
+                        "default: every claim")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     ex = p.add_argument_group("where the work runs (every world of every seed is one independent job)")
     ex.add_argument("--executor", default="process", choices=["serial", "process", "ray"],
@@ -47,6 +50,17 @@ def _first_reason(reason: str) -> str:
     """The first of a verdict's reasons (the terminal table stays short; the report has them all)."""
     parts = [r for r in reason.split("; ") if r]
     return parts[0] + (f" (+{len(parts) - 1} more in the report)" if len(parts) > 1 else "") if parts else ""
+
+
+def _claim_list(text: str) -> list[str]:
+    from ..lab.claims import CLAIMS
+
+    ids = [x.strip() for x in text.split(",") if x.strip()]
+    unknown = [i for i in ids if i not in CLAIMS]
+    if not ids or unknown or len(set(ids)) != len(ids):
+        raise argparse.ArgumentTypeError(f"expected distinct claim ids from {', '.join(CLAIMS)} such as C4,C8, "
+                                         f"got '{text}'")
+    return [c for c in CLAIMS if c in ids]  # registration order: C8,C4 and C4,C8 are one run
 
 
 def _seed_list(text: str) -> list[int]:
@@ -79,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         results = run_lab(args.out, preset=args.preset, seed=args.seed, seeds=seeds, console=console,
                           executor=args.executor, workers=args.workers, threads=args.threads,
-                          address=args.ray_address)
+                          address=args.ray_address, claims=args.claims)
     except LabConfigMismatch as e:
         raise UserError(str(e)) from None
     if console is not None:

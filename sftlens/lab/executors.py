@@ -32,6 +32,7 @@ class Job:
     preset: str
     seed: int
     world: str
+    claims: tuple[str, ...] | None = None  # the claims the run tests (None: the preset's)
 
     def label(self) -> str:
         return f"seed {self.seed}, {self.world}"
@@ -49,7 +50,7 @@ def run_job(job: Job, threads: int = 1, console=None) -> Job:
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        lab = Lab(out=Path(job.out), preset=get_preset(job.preset, job.seed), seed=job.seed, console=console)
+        lab = Lab(out=Path(job.out), preset=get_preset(job.preset, job.seed, job.claims), seed=job.seed, console=console)
         lab.world_run(job.world).run_stages(other_worlds=False)
     finally:
         torch.set_num_threads(before)
@@ -199,9 +200,9 @@ def run_jobs(jobs: list[Job], executor: str = "serial", workers: int = 1, thread
 
 
 def run_lab_jobs(labs: list, preset: str, executor: str | None, workers: int = 1, threads: int = 1, console=None,
-                 address: str | None = None) -> None:
-    """Every world of every seed's run (``labs``: one :class:`~sftlens.lab.runner.Lab` per seed) as one job
-    on ``executor`` (nothing when it is ``None``: the labs then run everything themselves). Each world's
+                 address: str | None = None, claims: list[str] | None = None) -> None:
+    """Every world of every seed's run (``labs``: one :class:`~sftlens.lab.runner.Lab` per seed, testing
+    ``claims`` or the preset's) as one job on ``executor`` (nothing when it is ``None``: the labs then run everything themselves). Each world's
     settings are checked here first, so a mismatch is refused before any job starts."""
     if executor is None:
         return
@@ -209,7 +210,8 @@ def run_lab_jobs(labs: list, preset: str, executor: str | None, workers: int = 1
     for lab in labs:
         for world in [lab.world_name, *lab.other_worlds()]:
             lab.world_run(world).check_config()
-            jobs.append(Job(out=str(lab.out), preset=preset, seed=lab.seed, world=world))
+            jobs.append(Job(out=str(lab.out), preset=preset, seed=lab.seed, world=world,
+                            claims=tuple(claims) if claims is not None else None))
     run_jobs(jobs, executor=executor, workers=workers, threads=threads, console=console, address=address)
 
 

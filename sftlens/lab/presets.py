@@ -82,13 +82,16 @@ PRESETS: dict[str, Preset] = {
 PRESETS["standard"] = replace(PRESETS["quick"], name="standard", seeds=(0, 1, 2, 3, 4), per_seed="quick")
 
 
-def get_preset(name: str, seed: int = 0) -> Preset:
-    """A copy of the named preset with every seed set from ``seed``."""
+def get_preset(name: str, seed: int = 0, claims: list[str] | None = None) -> Preset:
+    """A copy of the named preset with every seed set from ``seed`` (and, with ``claims``, testing only
+    those claims: the run then trains only what they and their controls need)."""
     import copy
 
     if name not in PRESETS:
         raise ValueError(f"unknown preset '{name}' (valid: {', '.join(PRESETS)})")
     p = copy.deepcopy(PRESETS[name])
+    if claims is not None:
+        p.claims = list(claims)
     p.world.seed = seed
     p.pretrain.seed = seed
     p.sft.seed = seed

@@ -371,7 +371,7 @@ def quiet_libraries() -> None:
 
 def run_lab(out: str | Path, preset: str = "quick", seed: int | None = None, seeds: list[int] | None = None,
             console=None, executor: str | None = None, workers: int = 1, threads: int = 1,
-            address: str | None = None) -> dict:
+            address: str | None = None, claims: list[str] | None = None) -> dict:
     """Run or resume the lab in ``out`` with a named preset; returns the results dict.
 
     One seed (``seed``, or a preset whose ``seeds`` has one) runs in ``out`` itself. Several seeds
@@ -381,7 +381,8 @@ def run_lab(out: str | Path, preset: str = "quick", seed: int | None = None, see
     With ``executor`` (``serial``, ``process`` or ``ray``: :mod:`sftlens.lab.executors`) every world
     of every seed is first trained and evaluated as an independent job on ``threads`` torch threads,
     ``workers`` at a time (``address``: a Ray cluster); without it everything runs here, in order, on
-    this process's threads.
+    this process's threads. ``claims`` (ids) tests only those claims, training only what they and their
+    controls need; the run's ``config.json`` records them, so a resume with others is refused.
     """
     from ..core.checks import check_output_path, check_seed
     from ..core.errors import UserError
@@ -395,11 +396,13 @@ def run_lab(out: str | Path, preset: str = "quick", seed: int | None = None, see
     if not seeds or len(set(seeds)) != len(seeds):
         raise UserError(f"--seeds: expected distinct seeds >= 0, got {seeds}")
     check_output_path(out, kind="dir")
+    if claims is not None:
+        selected_claims(claims)  # an unknown id is refused before anything is written
     if len(seeds) == 1:
-        lab = Lab(out=out, preset=get_preset(preset, seeds[0]), seed=seeds[0], console=console)
-        run_lab_jobs([lab], preset, executor, workers, threads, console, address)
+        lab = Lab(out=out, preset=get_preset(preset, seeds[0], claims), seed=seeds[0], console=console)
+        run_lab_jobs([lab], preset, executor, workers, threads, console, address, claims)
         return lab.run()
-    config = {"preset": preset, "seeds": list(seeds)}
+    config = {"preset": preset, "seeds": list(seeds), **({"claims": list(claims)} if claims is not None else {})}
     path = out / "config.json"
     if path.exists() and json.loads(path.read_text()) != config:
         old = json.loads(path.read_text())
@@ -408,8 +411,8 @@ def run_lab(out: str | Path, preset: str = "quick", seed: int | None = None, see
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(path, config)
     each = get_preset(preset).per_seed or preset
-    labs = [Lab(out=out / f"seed_{s}", preset=get_preset(each, s), seed=s, console=console) for s in seeds]
-    run_lab_jobs(labs, each, executor, workers, threads, console, address)
+    labs = [Lab(out=out / f"seed_{s}", preset=get_preset(each, s, claims), seed=s, console=console) for s in seeds]
+    run_lab_jobs(labs, each, executor, workers, threads, console, address, claims)
     for lab in labs:
         lab.run()  # each seed's own results.json and report.md, with its single-seed verdicts
     return labs[0].run(seed_runs=labs, out=out, preset_name=preset)
