@@ -29,6 +29,9 @@ def test_micro_writes_results_and_report(micro_run):
         assert (out / where / "models" / m / "config.json").exists(), (where, m)
         assert (out / where / "eval" / m / "test.jsonl").exists(), (where, m)
     assert (out / "data" / "test.jsonl").exists() and (out / "data" / "world.json").exists()
+    for m in ("base", "correct"):  # each model keeps its loss curve, and training lowered the loss
+        curve = json.loads((out / "models" / m / "sftlens.json").read_text())["loss_curve"]
+        assert len(curve) >= 5 and curve[-1][1] < curve[0][1], (m, curve)
 
 
 def test_same_seed_same_numbers(micro_run, background_lab):
@@ -170,9 +173,12 @@ def test_bad_seed_lists_are_refused(tmp_path, capsys):
     assert not (tmp_path / "y").exists()
 
 
-def test_claims_option_trains_only_what_those_claims_need(tmp_path, capsys):
-    """``--claims C8``: only C8 is judged, and the shop trains only C8's conditions and controls (no
-    other world); a resume asking for other claims is refused; an unknown id is refused up front."""
+def test_claims_option_trains_only_what_those_claims_need(micro_run, tmp_path, capsys):
+    """``--claims C8``: only C8 is judged, and the shop trains only C8's conditions and controls (no other
+    world), with exactly the full run's numbers (the base's tokenizer covers every claim's conditions,
+    whichever are tested). A resume with ``--claims C4`` adds C4's world and judges C4, reusing the shop's
+    finished stages; an unknown id is refused before anything is written."""
+    full, _ = micro_run
     out = tmp_path / "c8"
     assert main(["lab", "--preset", "micro", "--claims", "C8", "--out", str(out), "--quiet",
                  "--executor", "serial"]) == 0
@@ -180,8 +186,15 @@ def test_claims_option_trains_only_what_those_claims_need(tmp_path, capsys):
     assert list(results["claims"]) == ["C8"]
     assert sorted(p.name for p in (out / "models").iterdir()) == ["base", "c8_full", "c8_narrow", "correct"]
     assert not (out / "worlds").exists()
-    assert main(["lab", "--preset", "micro", "--claims", "C4", "--out", str(out), "--quiet"]) == 2
-    assert "other settings" in capsys.readouterr().err
+    for m in ("base", "correct", "c8_narrow", "c8_full"):
+        for f in ("test.jsonl", "variant_n_minus_1.jsonl"):
+            assert (out / "eval" / m / f).read_text() == (full / "eval" / m / f).read_text(), (m, f)
+    base = next((out / "models" / "base").glob("*.safetensors")).stat().st_mtime_ns
+    assert main(["lab", "--preset", "micro", "--claims", "C4", "--out", str(out), "--quiet",
+                 "--executor", "serial"]) == 0
+    assert list(json.loads((out / "results.json").read_text())["claims"]) == ["C4"]
+    assert (out / "worlds" / "maze" / "models" / "correct_again").exists() and (out / "models" / "swapped").exists()
+    assert next((out / "models" / "base").glob("*.safetensors")).stat().st_mtime_ns == base
     with pytest.raises(SystemExit):
         main(["lab", "--preset", "micro", "--claims", "C4,C99", "--out", str(tmp_path / "z"), "--quiet"])
     assert "C99" in capsys.readouterr().err and not (tmp_path / "z").exists()

@@ -81,9 +81,11 @@ class Lab(RunModels, RunTraining):
         """The claims this run tests (the preset's, default all registered)."""
         return selected_claims(self.preset.claims)
 
-    def conditions(self) -> list[str]:
-        """The data conditions the run's claims need in this run's world, in registration order."""
-        wanted = {c for claim in self.claims().values() for arm in claim.arms().values()
+    def conditions(self, every_claim: bool = False) -> list[str]:
+        """The data conditions the run's claims (or, with ``every_claim``, all registered claims) need in
+        this run's world, in registration order."""
+        claims = selected_claims(None) if every_claim else self.claims()
+        wanted = {c for claim in claims.values() for arm in claim.arms().values()
                   if arm.world == self.world_name for c in arm.conditions}
         return with_starts(wanted)  # and the models they start from
 
@@ -106,14 +108,16 @@ class Lab(RunModels, RunTraining):
 
     # ---- config ----------------------------------------------------------------------------
     def check_config(self) -> None:
-        """Write ``config.json`` on a fresh run; refuse a resume with different settings."""
+        """Write ``config.json`` on a fresh run; refuse a resume with different settings. The claims
+        a run tests are not a setting: no stage's numbers depend on them (the tokenizer is built for
+        every claim's conditions), so a resume may test others, adding what they need."""
         cfg = {"preset": self.preset.to_dict(), "seed": self.seed}
         if self.world_name != PRIMARY_WORLD:
             cfg["world"] = self.world_name
         path = self.out / "config.json"
         if path.exists():
             old = json.loads(path.read_text())
-            if json.loads(json.dumps(cfg)) != old:
+            if _settings(json.loads(json.dumps(cfg))) != _settings(old):
                 raise LabConfigMismatch(
                     f"{self.out} holds a run with other settings (preset '{old['preset']['name']}', seed {old['seed']}); "
                     "use another --out or delete it")
@@ -352,6 +356,15 @@ class Lab(RunModels, RunTraining):
         return results
 
 
+def _settings(config: dict) -> dict:
+    """A run's ``config.json`` without the claim selection (which changes what runs, not any number)."""
+    config = json.loads(json.dumps(config))
+    for d in (config, config.get("preset") or {}):
+        if isinstance(d, dict):
+            d.pop("claims", None)
+    return config
+
+
 def quiet_libraries() -> None:
     """Silence library progress bars and warnings that would drown our own progress display."""
     import logging
@@ -382,7 +395,7 @@ def run_lab(out: str | Path, preset: str = "quick", seed: int | None = None, see
     of every seed is first trained and evaluated as an independent job on ``threads`` torch threads,
     ``workers`` at a time (``address``: a Ray cluster); without it everything runs here, in order, on
     this process's threads. ``claims`` (ids) tests only those claims, training only what they and their
-    controls need; the run's ``config.json`` records them, so a resume with others is refused.
+    controls need; a later run in ``out`` may test others (or all), reusing every finished stage.
     """
     from ..core.checks import check_output_path, check_seed
     from ..core.errors import UserError
@@ -404,7 +417,7 @@ def run_lab(out: str | Path, preset: str = "quick", seed: int | None = None, see
         return lab.run()
     config = {"preset": preset, "seeds": list(seeds), **({"claims": list(claims)} if claims is not None else {})}
     path = out / "config.json"
-    if path.exists() and json.loads(path.read_text()) != config:
+    if path.exists() and _settings(json.loads(path.read_text())) != _settings(config):
         old = json.loads(path.read_text())
         raise LabConfigMismatch(f"{out} holds a run with other settings (preset '{old.get('preset')}', seeds "
                                 f"{old.get('seeds')}); use another --out or delete it")

@@ -54,7 +54,9 @@ class RunTraining:
                      for e in self.load(n)]
             corpus = [prompt_text(e) + completion_text(e) for e in every] + w.fact_corpus()
             corpus += drills + get_world(self.world_name).tokenizer_texts(w)
-            for c in self.conditions():  # condition sets may bring new words (e.g. random instructions)
+            # condition sets may bring new words (e.g. random instructions): every claim's, whichever this run
+            # tests, so the base (and every number after it) is the same for any --claims
+            for c in self.conditions(every_claim=True):
                 corpus += [prompt_text(e) + completion_text(e) for e in self.training_set(c)]
             tok = build_tokenizer(corpus, extra_words=get_world(self.world_name).vocabulary(w))
         else:
@@ -69,6 +71,9 @@ class RunTraining:
                               on_step=lambda s, l: prog.update(task, advance=1, info=f"loss {l:.3f}"))
         self._save_model(model, tok, name, {"kind": "pretrained", "size": size or p.size, "params": n_params(model),
                                             "final_loss": sum(losses[-20:]) / min(20, len(losses)),
+                                            # the loss every tenth of the run: where pretraining could have stopped
+                                            "loss_curve": [[i + 1, round(losses[i], 4)]
+                                                           for i in range(0, len(losses), max(1, len(losses) // 10))],
                                             "steps": p.pretrain.steps, "texts": len(texts)})
         self._time("pretrain" if name == "base" else f"pretrain_{name}", t0)
 
@@ -108,15 +113,19 @@ class RunTraining:
         with self._progress() as prog:
             task = prog.add_task(f"sft {name}{self._where()}", total=settings.steps, info="")
 
+            curve = []  # (step, training loss) at TRL's logging steps: where a budget could have stopped
+
             def on_step(step, loss):
                 prog.update(task, completed=step, **({"info": f"loss {loss:.3f}"} if loss is not None else {}))
+                if loss is not None:
+                    curve.append([step, round(loss, 4)])
 
             model = sft(model, tok, exs, settings, on_step=on_step)
         if settings.lora:
             model = model.merge_and_unload()
         self._save_model(model, tok, name, {"kind": "sft", "condition": condition, "examples": len(exs),
                                             "steps": settings.steps, "lr": settings.lr, "lora": settings.lora,
-                                            **({"start": start} if start != "base" else {})})
+                                            **({"start": start} if start != "base" else {}), "loss_curve": curve})
         self._time(f"sft_{name}", t0)
 
     def _train_own(self, condition: str, exs: list[Example], t0: float) -> None:
