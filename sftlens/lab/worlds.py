@@ -15,6 +15,11 @@ from dataclasses import dataclass, replace
 from typing import Any, Callable
 
 from ..tasks.base import Splits
+from ..tasks.judge import JudgeConfig, JudgeWorld, make_judge_splits
+from ..tasks.maze import MazeConfig, MazeWorld, make_maze_splits
+from ..tasks.packing import PackingConfig, PackingWorld, make_packing_splits
+from ..tasks.shop import ShopWorld
+from ..tasks.shop import make_splits as make_shop_splits
 
 PRIMARY_WORLD = "shop"
 
@@ -54,6 +59,12 @@ def register_world(world: LabWorld) -> LabWorld:
     return world
 
 
+def sized(make_splits: Callable) -> Callable[[Any, Any, int], Splits]:
+    """A world's ``splits(world, preset, seed)`` from its task's ``make_splits(world, n_pretrain, n_train,
+    n_test, n_variant, seed=...)``, sized by the preset."""
+    return lambda world, p, seed: make_splits(world, p.n_pretrain, p.n_train, p.n_test, p.n_variant, seed=seed)
+
+
 def get_world(name: str) -> LabWorld:
     if name not in WORLDS:
         raise ValueError(f"unknown lab world '{name}' (valid: {', '.join(WORLDS)})")
@@ -61,28 +72,15 @@ def get_world(name: str) -> LabWorld:
 
 
 # ---- the shop: the lab's own world ---------------------------------------------------------------
-def _shop_make(config):
-    from ..tasks.shop import ShopWorld
-
-    return ShopWorld(config)
-
-
-def _shop_splits(world, p, seed: int) -> Splits:
-    from ..tasks.shop import make_splits
-
-    return make_splits(world, p.n_pretrain, p.n_train, p.n_test, p.n_variant, seed=seed)
-
-
 register_world(LabWorld(
     name="shop", description="the shop: item facts (price, weight), worked purchase problems, every step checkable",
-    adapt=lambda p: p, make=_shop_make, splits=_shop_splits, vocabulary=lambda w: list(w.items), faithfulness=True,
+    adapt=lambda p: p, make=ShopWorld, splits=sized(make_shop_splits), vocabulary=lambda w: list(w.items),
+    faithfulness=True,
     drills=lambda w, p, seed: w.arithmetic_drills(p.n_pretrain, seed=seed + 31)))
 
 
 # ---- the judgement world: carts judged by a store's named criteria (C6, Wachsmuth et al. 2024) ----------
 def _judge_adapt(p):
-    from ..tasks.judge import JudgeConfig
-
     # checking written rules against a cart is slow to learn (a 2-layer model answers one bit per cart):
     # the base gets 2.5x the shop's pretraining steps at a third of its learning rate (3e-3 never learned
     # to match words in a probe); a nano model learns nothing here at any affordable length, so micro's
@@ -92,22 +90,10 @@ def _judge_adapt(p):
     return replace(p, world=JudgeConfig(seed=p.world.seed), pretrain=pretrain, max_new_tokens=8, max_positions=128)
 
 
-def _judge_make(config):
-    from ..tasks.judge import JudgeWorld
-
-    return JudgeWorld(config)
-
-
-def _judge_splits(world, p, seed: int) -> Splits:
-    from ..tasks.judge import make_judge_splits
-
-    return make_judge_splits(world, p.n_pretrain, p.n_train, p.n_test, p.n_variant, seed=seed)
-
-
 register_world(LabWorld(
     name="judge", description="carts judged acceptable or not by a store's named criteria (budget, needs, forbidden "
                               "pair), item types held out of training",
-    adapt=_judge_adapt, make=_judge_make, splits=_judge_splits, vocabulary=lambda w: [],
+    adapt=_judge_adapt, make=JudgeWorld, splits=sized(make_judge_splits), vocabulary=lambda w: [],
     tokenizer_texts=lambda w: w.tokenizer_corpus(),
     drills=lambda w, p, seed: w.drills(p.n_pretrain, seed=seed + 31)))
 
@@ -117,8 +103,6 @@ MAZE_MAX_TOKENS = 180
 
 
 def _maze_adapt(p):
-    from ..tasks.maze import MazeConfig
-
     # mazes whose prompt and A* trace fit 180 tokens (the search of a 5x5 maze is up to ~25 events): a
     # CPU budget — SFT cost grows with the longest text of a batch — that keeps two thirds of the mazes
     cfg = MazeConfig(seed=p.world.seed, max_tokens=MAZE_MAX_TOKENS)
@@ -127,22 +111,10 @@ def _maze_adapt(p):
     return replace(p, world=cfg, pretrain=pretrain, max_new_tokens=MAZE_MAX_TOKENS - 40, max_positions=256)
 
 
-def _maze_make(config):
-    from ..tasks.maze import MazeWorld
-
-    return MazeWorld(config)
-
-
-def _maze_splits(world, p, seed: int) -> Splits:
-    from ..tasks.maze import make_maze_splits
-
-    return make_maze_splits(world, p.n_pretrain, p.n_train, p.n_test, p.n_variant, seed=seed)
-
-
 register_world(LabWorld(
     name="maze", description="grid mazes with walls: A* traces (create/close events with g and h), the plan as the "
                              "answer — the plan can be found without the trace",
-    adapt=_maze_adapt, make=_maze_make, splits=_maze_splits, vocabulary=lambda w: [],
+    adapt=_maze_adapt, make=MazeWorld, splits=sized(make_maze_splits), vocabulary=lambda w: [],
     tokenizer_texts=lambda w: w.tokenizer_corpus()))
 
 
@@ -151,8 +123,6 @@ PACKING_MAX_NEW_TOKENS = 48  # the longest answer (7 items in 2 bins) is 37 toke
 
 
 def _packing_adapt(p, loose: bool = False):
-    from ..tasks.packing import PackingConfig
-
     # texts are under 110 tokens; the base learns the problem language and JSON on one-bin problems: half
     # the shop's pretraining steps, as the mazes
     cfg = PackingConfig(seed=p.world.seed, loose=loose, unique_optimum=not loose)
@@ -160,28 +130,16 @@ def _packing_adapt(p, loose: bool = False):
     return replace(p, world=cfg, pretrain=pretrain, max_new_tokens=PACKING_MAX_NEW_TOKENS, max_positions=128)
 
 
-def _packing_make(config):
-    from ..tasks.packing import PackingWorld
-
-    return PackingWorld(config)
-
-
-def _packing_splits(world, p, seed: int) -> Splits:
-    from ..tasks.packing import make_packing_splits
-
-    return make_packing_splits(world, p.n_pretrain, p.n_train, p.n_test, p.n_variant, seed=seed)
-
-
 register_world(LabWorld(
     name="packing", description="items into bins under capacities for the most value, the answer one line of JSON "
                                 "(four levels: parses, schema-valid, feasible, optimal)",
-    adapt=_packing_adapt, make=_packing_make, splits=_packing_splits, vocabulary=lambda w: [],
+    adapt=_packing_adapt, make=PackingWorld, splits=sized(make_packing_splits), vocabulary=lambda w: [],
     tokenizer_texts=lambda w: w.tokenizer_corpus()))
 register_world(LabWorld(
     name="packing_loose", description="packing where every bin holds all the items: any answer of the right form is "
                                       "feasible (C5's negative control)",
-    adapt=lambda p: _packing_adapt(p, loose=True), make=_packing_make, splits=_packing_splits,
+    adapt=lambda p: _packing_adapt(p, loose=True), make=PackingWorld, splits=sized(make_packing_splits),
     vocabulary=lambda w: [], tokenizer_texts=lambda w: w.tokenizer_corpus()))
 
 
-__all__ = ["LabWorld", "PRIMARY_WORLD", "WORLDS", "get_world", "register_world"]
+__all__ = ["LabWorld", "PRIMARY_WORLD", "WORLDS", "get_world", "register_world", "sized"]
