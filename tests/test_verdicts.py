@@ -232,6 +232,44 @@ def test_c8_controls_read_their_own_conditions():
     assert judge(claim.protocol, [claim.evidence(run, arms["negative"])], n_resamples=300)["verdict"] != "reproduced"
 
 
+class NarrowRun(FakeRun):
+    """A model tuned on 2-item problems only: it solves every 2-item test problem and no 1-item one,
+    and fails every variant. Its SFT data (``conditions/<model>``) holds 2-item examples only."""
+
+    def __init__(self):
+        super().__init__({"base": 0.0, "c8_narrow": 0.0}, n=200)
+        for i, r in enumerate(self._rows["c8_narrow"]):
+            r["correct"] = float(i % 2 == 1)  # item count 1 + i % 2: solves exactly the 2-item problems
+
+    def rows(self, model, set_name="test"):
+        if set_name == "variant_n_minus_1":
+            return [{"id": f"v{i}", "correct": 0.0} for i in range(self._n)]
+        return super().rows(model, set_name)
+
+    def load(self, name):
+        if name.startswith("conditions/"):
+            return [Example(id=f"s{i}", task="shop.price", question="q", answer="1", meta={"items": [["a", 1]] * 2})
+                    for i in range(10)]
+        return super().load(name)
+
+
+def test_c8_measures_each_model_against_its_own_training_distribution():
+    """The narrow control fails every variant of the problems it solves; its in-distribution failure
+    rate is that on 2-item problems (0), not on every test problem (0.5, half of them lie outside its
+    SFT data as the variants do): the collapse is 1.0, and the control learned something (no guard)."""
+    claim = CLAIMS["C8"]
+    run = NarrowRun()
+    ev = claim.evidence(run, claim.arms()["positive"])
+    comp = ev.comparisons[0]
+    assert comp.stat(comp.table) == pytest.approx(1.0)
+    assert ev.guards == []
+    # the same model with no gain over the base in its own distribution: "no signal"
+    for r in run._rows["c8_narrow"]:
+        r["correct"] = 0.0
+    guards = claim.evidence(run, claim.arms()["positive"]).guards
+    assert any(g.startswith("no signal") for g in guards)
+
+
 def test_pooled_interval_covers_when_the_effect_varies_between_seeds():
     """5 seeds whose true effects spread with sd 0.2 around 0.1 (per-example sd 0.5, 100 each): the
     two-level percentile bootstrap alone covers ~81% for a nominal 90%; the pooled decision (the wider

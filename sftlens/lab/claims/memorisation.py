@@ -14,11 +14,12 @@ from pathlib import Path
 
 import numpy as np
 
+from ...core.record import RecordError
 from ...metrics.stats import Estimate, bootstrap_mean, column, unpaired_difference, verdict
 from ...report.format import md_table, pct, pts
-from ..protocol import MIN_PAIRS, Comparison, Protocol, SeedEvidence
+from ..protocol import MIN_PAIRS, Comparison, Protocol, SeedEvidence, signal_guard
 from ..conditions import Condition, register_condition
-from ._base import PRIMARY_CONDITION, Arm, Claim, ClaimResult, FinishedRun, effect, one_line, register_claim
+from ._base import ACCURACY_SESOI, PRIMARY_CONDITION, Arm, Claim, ClaimResult, FinishedRun, effect, one_line, register_claim
 
 PRIMARY_VARIANT = "n_minus_1"
 
@@ -76,6 +77,20 @@ def collapse_same_size(run, model: str) -> float | None:
     return (sum(failed) / len(failed) - sum(same) / len(same)) if failed and same else None
 
 
+def in_distribution_ids(run: FinishedRun, model: str) -> set[str] | None:
+    """The test problems inside ``model``'s own SFT distribution: those with an item count its training
+    examples have (``data/conditions/<model>.jsonl``); ``None`` (every test problem) when that file is
+    not there. For SFT on 2-3 items that is the whole test set; for the narrow control, trained on
+    3-item problems only, the 2-item test problems are as far outside its training as the variants."""
+    try:
+        counts = {len(e.meta.get("items", [])) for e in run.load(f"conditions/{model}")}
+    except RecordError as e:
+        if "no such file" not in str(e):
+            raise
+        return None
+    return {e.id for e in run.load("test") if len(e.meta.get("items", [])) in counts} if counts else None
+
+
 def source_paired(run: FinishedRun, model: str, variant: str) -> tuple[list[float], list[float], list[int]]:
     """For each variant problem: whether ``model`` solved its source test problem, whether it solved
     the variant, and the variant's item count."""
@@ -122,8 +137,9 @@ class Memorisation(Claim):
                  "solved in distribution drops sharply.")
     protocol = Protocol(
         quantity=f"the share of '{PRIMARY_VARIANT}' variants that SFT on correct traces fails among those whose own "
-                 "source problem it solves, minus its failure rate on in-distribution test problems (a variant of a "
-                 "solved problem is one item easier: a model that reasons fails it no more often than it fails in general)",
+                 "source problem it solves, minus its failure rate on in-distribution test problems (those with an item "
+                 "count of its SFT examples; a variant of a solved problem is one item easier: a model that reasons "
+                 "fails it no more often than it fails in general)",
         sesoi=0.10, sesoi_reason="10 points more of the solved problems lost when one item is removed; Bernier et "
         "al. call tens of points a sharp drop", test="superiority", direction=+1, unit="pts")
 
@@ -132,12 +148,18 @@ class Memorisation(Claim):
         if tuned not in run.models() or PRIMARY_VARIANT not in run.variant_names():
             return None
         src, var, _ = source_paired(run, tuned, PRIMARY_VARIANT)
-        test = [float(r["correct"]) for r in run.rows(tuned, "test")]
+        inside = in_distribution_ids(run, tuned)
+        test_rows = [r for r in run.rows(tuned, "test") if inside is None or r["id"] in inside]
+        test = [float(r["correct"]) for r in test_rows]
         nan = float("nan")
         table = np.asarray([[a, b, nan] for a, b in zip(src, var) if a == a] + [[nan, nan, t] for t in test], float)
         comparison = Comparison(f"conditional collapse of {tuned}: N-1 variants of solved problems failed, beyond "
                                 "its failure rate in distribution", table, statistic=collapse_excess)
-        guards = []
+        base = {r["id"]: float(r["correct"]) for r in run.rows("base", "test")} if "base" in run.models() else {}
+        guards = signal_guard(f"the in-distribution accuracy gain of SFT on '{tuned}' over the base (a model that "
+                              "learned nothing cannot show what it memorised)",
+                              [float(r["correct"]) - base[r["id"]] for r in test_rows if r["id"] in base],
+                              ACCURACY_SESOI) if base else []
         solved = int(np.nansum(table[:, 0])) if table.size else 0
         if solved < MIN_PAIRS:
             guards.append(f"too few pairs: SFT on '{tuned}' solves the source of only {solved} '{PRIMARY_VARIANT}' "
