@@ -62,3 +62,19 @@ def test_atomic_write_keeps_old_file_on_failure(tmp_path):
     with pytest.raises(Exception):
         write_jsonl(p, [{"id": "b", "question": "q", "answer": "1"}, {"bad": object()}])
     assert p.read_text() == before
+
+
+def test_written_files_are_as_readable_as_plain_open_makes_them(tmp_path):
+    """Atomic writes go through mkstemp (mode 0600): the JSONL files and the report's figures must end
+    with the umask's mode, as a plain open() would leave them, or a shared run folder is unreadable."""
+    import os
+
+    from sftlens.core.record import process_umask
+    from sftlens.report.figures import grouped_bars
+
+    expected = 0o666 & ~process_umask()
+    write_jsonl(tmp_path / "a.jsonl", [Example(id="1", task="t", question="q", answer="1")])
+    png = grouped_bars(tmp_path / "f.png", ["x", "y"], {"m": [0.1, 0.2]}, ylabel="%", title="t")
+    assert png.read_bytes()[:4] == b"\x89PNG"
+    for p in (tmp_path / "a.jsonl", png):
+        assert os.stat(p).st_mode & 0o777 == expected, p

@@ -120,7 +120,7 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
             f.flush()
-            os.fchmod(f.fileno(), 0o666 & ~_umask())  # mkstemp makes 0600; a plain open() would give 0644
+            os.fchmod(f.fileno(), 0o666 & ~process_umask())  # mkstemp makes 0600; a plain open() would give 0644
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
@@ -129,7 +129,7 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
         raise
 
 
-def _umask() -> int:
+def process_umask() -> int:
     """The process umask: from /proc on Linux, else by setting it and setting it straight back."""
     try:
         with open("/proc/self/status", encoding="ascii") as f:

@@ -6,6 +6,8 @@ import os
 import tempfile
 from pathlib import Path
 
+from ..core.record import process_umask
+
 
 def pyplot():
     """``matplotlib.pyplot`` on the non-interactive Agg backend."""
@@ -26,6 +28,7 @@ def save_png(fig, path: str | os.PathLike, dpi: int = 110) -> Path:
     os.close(fd)
     try:
         fig.savefig(tmp, format="png", dpi=dpi)
+        os.chmod(tmp, 0o666 & ~process_umask())  # mkstemp makes 0600; a figure is as readable as any file written here
         os.replace(tmp, path)
     finally:
         plt.close(fig)
@@ -34,4 +37,23 @@ def save_png(fig, path: str | os.PathLike, dpi: int = 110) -> Path:
     return path
 
 
-__all__ = ["pyplot", "save_png"]
+def grouped_bars(path: str | os.PathLike, groups: list[str], series: dict[str, list[float]], *, ylabel: str,
+                 title: str) -> Path:
+    """One bar chart with a group of bars per entry of ``groups`` and one bar per series in each (a
+    model's values, one per group, as fractions: drawn in %). Saved atomically to ``path``."""
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(7, 3.8))
+    width = 0.8 / max(len(series), 1)
+    for i, (label, values) in enumerate(series.items()):
+        ax.bar([j + i * width for j in range(len(groups))], [100 * v for v in values], width=width, label=label)
+    ax.set_xticks([j + width * (len(series) - 1) / 2 for j in range(len(groups))])
+    ax.set_xticklabels([g.replace("_", " ") for g in groups], fontsize=8)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    return save_png(fig, path)
+
+
+__all__ = ["grouped_bars", "pyplot", "save_png"]

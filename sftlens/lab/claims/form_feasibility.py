@@ -145,25 +145,15 @@ class FormNotFeasibility(Claim):
                    "'output_check', the failed constraints in words."])
 
     def plots(self, run: FinishedRun, result: dict, out: Path) -> dict[str, str]:
-        from ...report.figures import pyplot, save_png
+        from ...report.figures import grouped_bars
 
         per_model = result.get("per_model", {})
         if not per_model:
             return {}
-        plt = pyplot()
-        fig, ax = plt.subplots(figsize=(7, 3.8))
-        width = 0.8 / len(per_model)
-        for i, (m, s) in enumerate(per_model.items()):
-            ax.bar([j + i * width for j in range(len(LEVELS))], [100 * s[k]["mean"] for k in LEVELS], width=width,
-                   label=m)
-        ax.set_xticks([j + width * (len(per_model) - 1) / 2 for j in range(len(LEVELS))])
-        ax.set_xticklabels([k.replace("_", " ") for k in LEVELS], fontsize=8)
-        ax.set_ylabel("share of test answers (%)")
-        ax.set_title("C5: form vs feasibility (packing, each level requires the one before)")
-        ax.legend(fontsize=8)
-        ax.grid(axis="y", alpha=0.3)
-        fig.tight_layout()
-        save_png(fig, out / "c5_levels.png")
+        grouped_bars(out / "c5_levels.png", list(LEVELS),
+                     {m: [s[k]["mean"] for k in LEVELS] for m, s in per_model.items()},
+                     ylabel="share of test answers (%)",
+                     title="C5: form vs feasibility (packing, each level requires the one before)")
         return {"c5": "c5_levels.png"}
 
     def report_section(self, result: dict, plots: dict[str, str]) -> list[str]:

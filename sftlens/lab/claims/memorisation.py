@@ -19,7 +19,8 @@ from ...metrics.stats import Estimate, bootstrap_mean, column, unpaired_differen
 from ...report.format import md_table, pct, pts
 from ..protocol import MIN_PAIRS, Comparison, Protocol, SeedEvidence, signal_guard
 from ..conditions import Condition, register_condition
-from ._base import ACCURACY_SESOI, PRIMARY_CONDITION, Arm, Claim, ClaimResult, FinishedRun, effect, one_line, register_claim
+from ._base import (ACCURACY_SESOI, PRIMARY_CONDITION, Arm, Claim, ClaimResult, FinishedRun, effect, one_line,
+                    register_claim)
 
 PRIMARY_VARIANT = "n_minus_1"
 
@@ -219,28 +220,16 @@ class Memorisation(Claim):
                            per_condition=per_condition, per_model=per_model, extra=extra, notes=[])
 
     def plots(self, run: FinishedRun, result: dict, out: Path) -> dict[str, str]:
-        from ...report.figures import pyplot, save_png
+        from ...report.figures import grouped_bars
 
         per_model = result.get("per_model", {})
         if not per_model:
             return {}
-        plt = pyplot()
-        models = list(per_model)
         sets = ["in_distribution"] + list(next(iter(per_model.values()))["variants"])
-        fig, ax = plt.subplots(figsize=(7, 3.8))
-        width = 0.8 / len(models)
-        for i, m in enumerate(models):
-            values = ([per_model[m]["in_distribution"]["mean"]]
-                      + [per_model[m]["variants"][v]["accuracy"]["mean"] for v in sets[1:]])
-            ax.bar([j + i * width for j in range(len(sets))], [100 * v for v in values], width=width, label=m)
-        ax.set_xticks([j + width * (len(models) - 1) / 2 for j in range(len(sets))])
-        ax.set_xticklabels([s.replace("_", " ") for s in sets], fontsize=8)
-        ax.set_ylabel("accuracy (%)")
-        ax.set_title("C8: in distribution vs variants")
-        ax.legend(fontsize=8)
-        ax.grid(axis="y", alpha=0.3)
-        fig.tight_layout()
-        save_png(fig, out / "c8_variants.png")
+        grouped_bars(out / "c8_variants.png", sets,
+                     {m: [s["in_distribution"]["mean"]] + [s["variants"][v]["accuracy"]["mean"] for v in sets[1:]]
+                      for m, s in per_model.items()},
+                     ylabel="accuracy (%)", title="C8: in distribution vs variants")
         return {"c8": "c8_variants.png"}
 
     def report_section(self, result: dict, plots: dict[str, str]) -> list[str]:
