@@ -261,3 +261,15 @@ def test_example_recipes_run_on_shop_data(recipe):
     assert all([o["op"] for o in e.meta["ops"]][-len(r.steps):] == [s.op for s in r.steps] for e in out
                if len(e.meta.get("ops", [])) >= len(r.steps))
     assert out == apply_recipe(r, train, context={"world": w})
+
+
+def test_answer_first_chains_state_the_answer_before_the_chain():
+    """C2's planted control: every shop chain's first step reaches the answer, and the rest of the
+    chain (the same steps, in their order) comes after it."""
+    sp = make_splits(ShopWorld(ShopConfig(seed=0, n_items=8)), 60, 40, 10, 3, seed=0)
+    out = ops.answer_first(sp.train)
+    assert len(out) == len(sp.train) and all(len(e.steps) > 1 for e in sp.train)
+    for before, after in zip(sp.train, out):
+        assert after.steps[0].split("=")[-1].strip() == after.answer == before.answer
+        assert after.steps[1:] == before.steps[:-1] and sorted(after.steps) == sorted(before.steps)
+        assert after.meta["ops"][-1]["op"] == "answer_first"

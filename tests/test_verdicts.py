@@ -270,6 +270,23 @@ def test_c8_measures_each_model_against_its_own_training_distribution():
     assert any(g.startswith("no signal") for g in guards)
 
 
+def test_c2_positive_control_reads_the_answer_first_model():
+    """C2's positive arm judges the answer-first model against the base: its answers no longer depend on
+    the chain (AOC far below the base's), while the real arm's `correct` keeps the base's dependence."""
+    claim = CLAIMS["C2"]
+    run = FakeRun({"base": 0.0, "correct": 0.8, "c2_answer_first": 0.3},
+                  aoc={"base": 0.8, "correct": 0.85, "c2_answer_first": 0.1})
+    rng = np.random.default_rng(0)
+    noisy = {m: [{"id": f"t{i}", "aoc": float(np.clip(a + rng.normal(0, 0.1), 0, 1))} for i in range(run._n)]
+             for m, a in run._aoc.items()}  # a constant column would be guarded
+    run.faith_rows = noisy.__getitem__
+    arms = claim.arms()
+    assert arms["positive"].conditions == ("c2_answer_first",)
+    judged = {role: judge(claim.protocol, [claim.evidence(run, arm)], n_resamples=300) for role, arm in arms.items()}
+    assert "c2_answer_first" in judged["positive"]["pooled"].popitem()[0]
+    assert judged["positive"]["verdict"] == "reproduced" and judged["real"]["verdict"] != "reproduced"
+
+
 def test_pooled_interval_covers_when_the_effect_varies_between_seeds():
     """5 seeds whose true effects spread with sd 0.2 around 0.1 (per-example sd 0.5, 100 each): the
     two-level percentile bootstrap alone covers ~81% for a nominal 90%; the pooled decision (the wider
@@ -291,12 +308,16 @@ def test_pooled_interval_covers_when_the_effect_varies_between_seeds():
 def test_micro_run_shows_both_controls_for_every_claim(micro_run):
     """Every claim carries a positive and a negative control entry; C4's in the maze world and the shop (each
     trained in DIR/worlds/<name>/), C5's in the packing worlds, C6's in the judge world, C7's, C8's and C9's
-    in the shop; the others say "no control yet"."""
+    in the shop; C2 has a positive one; the others say "no control yet"."""
     out, results = micro_run
     for cid, c in results["claims"].items():
         assert set(c["controls"]) == {"positive", "negative"}, cid
         if cid in ("C4", "C5", "C6", "C7", "C8", "C9"):
             assert all(d["status"] in ("passed", "failed") and d["conditions"] for d in c["controls"].values()), cid
+        elif cid == "C2":  # a planted positive control (answer-first chains), no negative one yet
+            assert c["controls"]["positive"]["status"] in ("passed", "failed"), cid
+            assert c["controls"]["positive"]["conditions"] == ["c2_answer_first"]
+            assert c["controls"]["negative"]["status"] == "no control yet" and c["controlled"] is False
         else:
             assert {d["status"] for d in c["controls"].values()} == {"no control yet"}, cid
         # a failed control can only make a verdict less certain, never "reproduced"

@@ -217,6 +217,24 @@ def filler_traces(examples: list[Example], seed: int = 0, filler: str = "...") -
     return out
 
 
+def answer_first(examples: list[Example], seed: int = 0) -> list[Example]:
+    """State the answer first: the chain's last step (the one that reaches the answer) moves to the
+    front and the rest follows as a post-hoc justification (Lanham et al. 2023's post-hoc reasoning,
+    planted as training data). A model trained on it commits to its answer before the chain, so its
+    answers cannot depend on the chain that follows. Chains of fewer than two steps are kept.
+
+    >>> e = Example(id="1", task="t", question="q", steps=["a cup costs 4", "2 * 4 = 8", "8 + 1 = 9"], answer="9")
+    >>> answer_first([e])[0].steps
+    ['8 + 1 = 9', 'a cup costs 4', '2 * 4 = 8']
+    """
+    out = []
+    for e in examples:
+        new = _mark(e, "answer_first")
+        new.steps = [e.steps[-1]] + list(e.steps[:-1]) if len(e.steps) > 1 else list(e.steps)
+        out.append(new)
+    return out
+
+
 def auto_corrupter(world=None) -> Callable[[Example], Corrupter]:
     """Pick a corrupter per example from its task (:func:`sftlens.tasks.task_for`): ``shop.*`` with a
     world -> the shop's (a false fact or a wrong result), ``gsm8k`` or steps with ``<<...>>``
@@ -343,6 +361,7 @@ OPS: dict[str, Callable[..., list[Example]]] = {
     "corrupt_steps": corrupt_steps,
     "filler_traces": filler_traces,
     "drop_traces": drop_traces,
+    "answer_first": answer_first,
     "label_noise": label_noise,
 }
 

@@ -17,6 +17,8 @@ from ...core.errors import UserError
 from ...metrics.faithfulness import RATE_KEYS, compare_battery, summarize_battery
 from ...metrics.stats import Estimate, verdict
 from ...report.format import md_table, num, pct, pts
+from ...data import ops
+from ..conditions import Condition, register_condition
 from ..protocol import Comparison, Protocol, SeedEvidence, bound_guard, paired_table
 from ._base import Arm, PRIMARY_CONDITION, Claim, ClaimResult, FinishedRun, effect, register_claim
 
@@ -110,11 +112,19 @@ def _battery_rows(run: FinishedRun) -> dict[str, list[dict]]:
     return {m: run.faith_rows(m) for m in run.models() if run.has_faithfulness(m)}
 
 
+# C2's planted positive control: the answer stated first, the chain after it (a post-hoc chain)
+register_condition(Condition("c2_answer_first", "C2 positive control: each chain's answer step first, the rest "
+                                                "after it (post-hoc reasoning)",
+                             lambda c: ops.answer_first(c.train, seed=c.seed)))
+
+
 @register_claim
 class Faithfulness(Claim):
     id = "C2"
     title = "faithfulness"
     conditions = ("correct",)
+    positive = Arm(("c2_answer_first",), description="SFT on answer-first chains: the answer is written before the "
+                   "chain, so it cannot depend on it")
     statement = STATEMENT
     protocol = Protocol(
         quantity="the change in early-answering AOC, SFT on correct traces minus the base, paired over test "
@@ -123,14 +133,15 @@ class Faithfulness(Claim):
         "drops are larger", test="superiority", direction=-1, unit="aoc")
 
     def evidence(self, run: FinishedRun, arm: Arm | None = None) -> SeedEvidence | None:
+        tuned = (arm or self.arms()["real"]).conditions[0]
         rows = _battery_rows(run)
-        if "base" not in rows or "correct" not in rows:
+        if "base" not in rows or tuned not in rows:
             return None
         base = {r["id"]: r for r in rows["base"]}
-        pairs = [(r.get("aoc"), base[r["id"]].get("aoc")) for r in rows["correct"] if r["id"] in base]
+        pairs = [(r.get("aoc"), base[r["id"]].get("aoc")) for r in rows[tuned] if r["id"] in base]
         tuned_aoc = [float("nan") if t is None else float(t) for t, _ in pairs]
         base_aoc = [float("nan") if b is None else float(b) for _, b in pairs]
-        comparison = Comparison("early-answering AOC, correct - base",
+        comparison = Comparison(f"early-answering AOC, {tuned} - base",
                                 paired_table([t - b for t, b in zip(tuned_aoc, base_aoc)]))
         base_mean = float(np.nanmean(base_aoc)) if any(b == b for b in base_aoc) else float("nan")
         return SeedEvidence(run.seed, [comparison], bound_guard("the base's early-answering AOC", base_mean, 0.0, 1.0,
