@@ -271,8 +271,9 @@ def test_c8_measures_each_model_against_its_own_training_distribution():
 
 
 def test_c2_positive_control_reads_the_answer_first_model():
-    """C2's positive arm judges the answer-first model against the base: its answers no longer depend on
-    the chain (AOC far below the base's), while the real arm's `correct` keeps the base's dependence."""
+    """C2's positive arm judges the answer-first model against `correct` (the same chains, the answer
+    first): its answers no longer depend on the chain (AOC far below), while the real arm's `correct`
+    keeps the base's dependence."""
     claim = CLAIMS["C2"]
     run = FakeRun({"base": 0.0, "correct": 0.8, "c2_answer_first": 0.3},
                   aoc={"base": 0.8, "correct": 0.85, "c2_answer_first": 0.1})
@@ -281,9 +282,9 @@ def test_c2_positive_control_reads_the_answer_first_model():
              for m, a in run._aoc.items()}  # a constant column would be guarded
     run.faith_rows = noisy.__getitem__
     arms = claim.arms()
-    assert arms["positive"].conditions == ("c2_answer_first",)
+    assert arms["positive"].conditions == ("c2_answer_first", "correct")
     judged = {role: judge(claim.protocol, [claim.evidence(run, arm)], n_resamples=300) for role, arm in arms.items()}
-    assert "c2_answer_first" in judged["positive"]["pooled"].popitem()[0]
+    assert "c2_answer_first - correct" in judged["positive"]["pooled"].popitem()[0]
     assert judged["positive"]["verdict"] == "reproduced" and judged["real"]["verdict"] != "reproduced"
 
 
@@ -316,7 +317,7 @@ def test_micro_run_shows_both_controls_for_every_claim(micro_run):
             assert all(d["status"] in ("passed", "failed") and d["conditions"] for d in c["controls"].values()), cid
         elif cid == "C2":  # a planted positive control (answer-first chains), no negative one yet
             assert c["controls"]["positive"]["status"] in ("passed", "failed"), cid
-            assert c["controls"]["positive"]["conditions"] == ["c2_answer_first"]
+            assert c["controls"]["positive"]["conditions"] == ["c2_answer_first", "correct"]
             assert c["controls"]["negative"]["status"] == "no control yet" and c["controlled"] is False
         else:
             assert {d["status"] for d in c["controls"].values()} == {"no control yet"}, cid
