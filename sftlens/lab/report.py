@@ -74,15 +74,24 @@ def _verdict(c: dict) -> str:
 
 
 def controls_word(c: dict) -> str:
-    """One word for the verdict table: passed, failed (which) or no control yet."""
+    """A few words for the verdict table: passed, failed (which), or which control does not exist yet.
+
+    >>> controls_word({"controls": {"positive": {"status": "passed"}, "negative": {"status": "no control yet"}}})
+    'passed; no negative control yet'
+    >>> controls_word({"controls": {"positive": {"status": "failed"}, "negative": {"status": "passed"}}})
+    'failed: positive'
+    """
     controls = c.get("controls")
     if not controls:
         return "n/a"
     states = {role: d.get("status") for role, d in controls.items()}
     if all(v == "no control yet" for v in states.values()):
         return "no control yet"
-    failed = [role for role, v in states.items() if v != "passed"]
-    return "passed" if not failed else "failed: " + ", ".join(failed)
+    failed = [role for role, v in states.items() if v not in ("passed", "no control yet")]
+    missing = [role for role, v in states.items() if v == "no control yet"]
+    if failed:
+        return "failed: " + ", ".join(failed)
+    return "passed" + "".join(f"; no {role} control yet" for role in missing)
 
 
 def _control_lines(c: dict) -> list[str]:
