@@ -21,6 +21,11 @@ class RecordError(SftlensError, ValueError):
     """A record or a JSONL line that does not fit the schema; the message says where and why."""
 
 
+class MissingFileError(RecordError, FileNotFoundError):
+    """A data file that is not there: a :class:`RecordError` for the user, a ``FileNotFoundError`` for
+    code that treats a missing optional file as absent."""
+
+
 class ModelLoadError(SftlensError, RuntimeError):
     """A model or tokenizer that cannot be loaded; the message is one sentence for the user."""
 
@@ -33,4 +38,5 @@ class LabConfigMismatch(SftlensError, RuntimeError):
     """A lab ``--out`` folder holds a run made with other settings."""
 
 
-__all__ = ["LabConfigMismatch", "ModelLoadError", "OpError", "RecordError", "SftlensError", "UserError"]
+__all__ = ["LabConfigMismatch", "MissingFileError", "ModelLoadError", "OpError", "RecordError", "SftlensError",
+           "UserError"]

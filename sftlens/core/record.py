@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
-from .errors import RecordError
+from .errors import MissingFileError, RecordError
 
 
 @dataclass
@@ -91,7 +91,7 @@ def read_jsonl(path: str | os.PathLike, *, require_steps: bool = False,
     """
     path = Path(path)
     if not path.exists():
-        raise RecordError(f"{path}: no such file")
+        raise MissingFileError(f"{path}: no such file")
     parse = parse or (lambda obj, lineno: Example.from_dict(obj))
     out: list[Example] = []
     seen: dict[str, int] = {}

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import numpy as np
 
-from ...core.record import RecordError
 from ...metrics.stats import Estimate, bootstrap_mean, column, unpaired_difference, verdict
 from ...report.format import md_table, pct, pts
 from ..protocol import MIN_PAIRS, Comparison, Protocol, SeedEvidence, signal_guard
@@ -85,9 +84,7 @@ def in_distribution_ids(run: FinishedRun, model: str) -> set[str] | None:
     3-item problems only, the 2-item test problems are as far outside its training as the variants."""
     try:
         counts = {len(e.meta.get("items", [])) for e in run.load(f"conditions/{model}")}
-    except RecordError as e:
-        if "no such file" not in str(e):
-            raise
+    except FileNotFoundError:
         return None
     return {e.id for e in run.load("test") if len(e.meta.get("items", [])) in counts} if counts else None
 
