@@ -46,6 +46,7 @@ class Preset:
     grpo: GRPOSettings = field(default_factory=GRPOSettings)
     rl_pool: int = 1000
     profile_k: int = 8
+    rl_band: int | None = None  # at most this many problems per band (every band trains on as many: sftlens.lab.rl)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -75,9 +76,15 @@ PRESETS: dict[str, Preset] = {
         # 300 steps every condition sat mid-curve, so the claims compared how fast conditions learn and one
         # seed's model learned four times what another's did. Worlds that plateau sooner set their own.
         sft=SFTSettings(steps=900, batch_size=64, lr=6e-3),
-        # C7: chosen by its controls alone (the planted shortcut detected, two matched-band seeds alike): at 3e-4
-        # x 40 steps two matched seeds differed by 12 points on the solved band, at 1e-3 the matched run collapsed
-        grpo=GRPOSettings(steps=120, batch_size=32, num_generations=8, lr=1e-4),
+        # C7: chosen by its controls alone (the planted shortcut detected, two matched-band seeds alike), before
+        # the too-hard run was trained, from the 900-step start model (seed 0, solved band of 446 problems, every
+        # band 64 problems of a 4,000-problem pool, 120 steps), planted - matched / matched_b - matched in points:
+        # lr 1e-4 -1.8 / -1.1; 2e-4 -6.5 [90%: -9.4, -3.8] / -1.1; 3e-4 -32.1 [-35.9, -28.3] / -2.5 [-5.2, +0.4];
+        # 3e-4 x 60 steps -0.4 / -4.7; DAPO dynamic sampling at 1e-4 and 2e-4: -4.0 and -4.3 (the constant answer
+        # is too rare in samples for refilled batches to find). Only 3e-4 x 120 detects the planted shortcut.
+        grpo=GRPOSettings(steps=120, batch_size=32, num_generations=8, lr=3e-4),
+        # 87 of 4,000 fresh problems are too hard (pass@8 = 0) for seed 0's start model (20 of 1,000 before)
+        rl_pool=4000, rl_band=64,
     ),
 }
 

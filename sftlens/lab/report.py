@@ -161,15 +161,16 @@ def _power_lines(c: dict) -> list[str]:
 def _how(info: dict) -> str:
     """How a model was made, in a few words.
 
-    >>> _how({"kind": "grpo", "start": "correct", "band": "too_hard", "band_size": 199, "steps": 120})
-    "GRPO from 'correct' on its too_hard band (199 problems, 120 steps)"
+    >>> _how({"kind": "grpo", "start": "correct", "band": "too_hard", "band_size": 87, "trained_on": 64, "steps": 120})
+    "GRPO from 'correct' on its too_hard band (64 of its 87 problems, 120 steps)"
     >>> _how({"kind": "sft", "condition": "swapped", "examples": 40, "steps": 15})
     "SFT on 'swapped' (40 examples, 15 steps)"
     """
     if info.get("kind") == "pretrained":
         return f"pretrained from scratch, {info.get('params', 0) / 1e6:.2f}M params, {info.get('steps')} steps"
     if info.get("kind") == "grpo":
-        return (f"GRPO from '{info.get('start')}' on its {info.get('band')} band ({info.get('band_size')} problems, "
+        drawn = f"{info['trained_on']} of its " if info.get("trained_on", info.get("band_size")) != info.get("band_size") else ""
+        return (f"GRPO from '{info.get('start')}' on its {info.get('band')} band ({drawn}{info.get('band_size')} problems, "
                 + (f"{info.get('steps')} steps)" if info.get("trained", True) else "too few: not trained)"))
     start = f" from '{info['start']}'" if info.get("start", "base") != "base" else ""
     return f"SFT{start} on '{info.get('condition')}' ({info.get('examples')} examples, {info.get('steps')} steps)"

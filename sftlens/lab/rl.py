@@ -7,6 +7,11 @@ pass rate over ``preset.profile_k`` samples of the **start** model, the one GRPO
 means too hard for that model. The run profiles the start model once per data set and caches it
 (:meth:`sftlens.lab.training.RunTraining.profile`), so every band's condition trains on the same split.
 
+Every band trains on the **same number of distinct problems** (:func:`matched_count`): the smallest
+trainable band's size, at most ``preset.rl_band``, drawn from each band by the run's seed. With the same
+steps, a small band would otherwise be seen many more times per problem than a large one, and repetition
+(memorising a few answers) would stand in for difficulty.
+
 A band with fewer problems than one optimizer step's groups is not trained on: the condition saves the
 start model unchanged and says so (``trained: false``), and a claim reading it must guard on that.
 """
@@ -59,6 +64,35 @@ def modal_answer(answers: list[str | None], fallback: str) -> str:
     return counts.most_common(1)[0][0] if counts else fallback
 
 
+def matched_count(counts: dict[str, int], groups: int, cap: int | None) -> int:
+    """How many problems each band trains on: the smallest band that can train (at least ``groups``
+    problems, one optimizer step's prompts), at most ``cap`` (``None``: no cap).
+
+    >>> matched_count({"too_easy": 759, "learnable": 221, "too_hard": 20}, groups=4, cap=64)
+    20
+    >>> matched_count({"too_easy": 3000, "learnable": 900, "too_hard": 100}, groups=4, cap=64)
+    64
+    >>> matched_count({"too_easy": 0, "learnable": 1, "too_hard": 16}, groups=2, cap=None)  # bands too small to train do not count
+    16
+    """
+    sizes = [n for n in counts.values() if n >= groups]
+    return min(sizes + ([cap] if cap is not None else [])) if sizes else 0
+
+
+def draw(examples: list[Example], n: int, seed: int) -> list[Example]:
+    """``n`` of ``examples`` drawn by ``seed``, in their original order (all of them when ``n`` is larger).
+
+    >>> [e.id for e in draw([Example(id=str(i), task="t", question="q", answer="1") for i in range(6)], 3, seed=0)]
+    ['0', '3', '5']
+    """
+    import random
+
+    if n >= len(examples):
+        return list(examples)
+    keep = set(random.Random(seed).sample(range(len(examples)), n))
+    return [e for i, e in enumerate(examples) if i in keep]
+
+
 def band_trainer(band: str, rewards: RewardMaker = correct_rewards, seed_offset: int = 0,
                  also_profile: tuple[str, ...] = ()) -> Callable[[TrainContext], Trained]:
     """A condition's ``train`` function: GRPO of the start model on the pool problems of ``band``
@@ -74,12 +108,17 @@ def band_trainer(band: str, rewards: RewardMaker = correct_rewards, seed_offset:
         profiled = ctx.profile(POOL, ctx.examples)
         for name in also_profile:
             ctx.profile(name, ctx.load(name))
-        kept = [e for e in profiled if e.meta["band"] == band]
+        in_band = [e for e in profiled if e.meta["band"] == band]
         settings = replace(ctx.preset.grpo, seed=ctx.preset.grpo.seed + seed_offset)
         groups = settings.batch_size // settings.num_generations
+        # the same problems for a replicate (seed_offset moves GRPO's seed only): a control differs in one thing
+        kept = draw(in_band, matched_count(band_counts(profiled), groups, ctx.preset.rl_band), ctx.seed + 43)
+        if len(in_band) < groups:
+            kept = in_band
         tok = AutoTokenizer.from_pretrained(ctx.start)
         model = AutoModelForCausalLM.from_pretrained(ctx.start, attn_implementation="eager")
-        info = {"kind": "grpo", "band": band, "band_size": len(kept), "bands": band_counts(profiled),
+        info = {"kind": "grpo", "band": band, "band_size": len(in_band), "trained_on": len(kept),
+                "bands": band_counts(profiled),
                 "pool": len(profiled), "profile_k": ctx.preset.profile_k, "steps": settings.steps, "lr": settings.lr,
                 "num_generations": settings.num_generations, "batch_size": settings.batch_size,
                 "seed": settings.seed}
@@ -124,4 +163,4 @@ def summarize(history: list[dict]) -> dict:
             "updated": not zero or min(zero) < 1.0}
 
 
-__all__ = ["POOL", "band_trainer", "correct_rewards", "modal_answer", "rl_pool", "summarize"]
+__all__ = ["POOL", "band_trainer", "correct_rewards", "draw", "matched_count", "modal_answer", "rl_pool", "summarize"]

@@ -5,7 +5,8 @@ GRPO (:mod:`sftlens.lab.rl`) starts from the lab's SFT model on correct traces, 
 lose (the base solves no multi-item problem, so it has nothing to contaminate), on three bands of a
 fresh problem pool set by *that model's* pass rate (``sftlens data profile``'s code, pass@k with
 k = ``preset.profile_k``): ``too_easy`` (always solved), ``learnable`` (the matched band) and
-``too_hard`` (never solved); the same settings and steps each, the reward a correct final answer.
+``too_hard`` (never solved); the same settings, steps and number of distinct problems each
+(:func:`sftlens.lab.rl.matched_count`), the reward a correct final answer.
 
 The band it already solved is the ``too_easy`` band of the *test* problems under the same model:
 held-out problems that no GRPO run sees. Primary quantity: accuracy there after minus before, for the
@@ -191,6 +192,10 @@ class RLDifficulty(Claim):
             info = run.model_info(m)
             if not info.get("trained", True):
                 guards.append(f"too few problems to train '{m}': {info.get('why')}")
+        counts = {m: run.model_info(m).get("trained_on") for m in (treated, reference)}
+        if None not in counts.values() and len(set(counts.values())) > 1:
+            guards.append(f"unequal training sets: '{treated}' trained on {counts[treated]} problems, '{reference}' on "
+                          f"{counts[reference]}: how often each problem was seen, not its difficulty, could explain a difference")
         if run.model_info(treated).get("updated") is False:
             guards.append(f"no signal: every group '{treated}' sampled had one reward (zero advantages): GRPO never "
                           "updated it, so it tests nothing")
@@ -217,7 +222,7 @@ class RLDifficulty(Claim):
                 "test_accuracy": bootstrap_mean(column(run.rows(m, "test"), "correct"), seed=seed,
                                                 n_resamples=n).to_dict(),
                 "markers": shortcut_markers(run.samples(m, "test"), run.rows(m, "test"), need),
-                "training": {k: info.get(k) for k in ("reward", "band_size", "lone_successes", "lone_success_advantage",
+                "training": {k: info.get(k) for k in ("reward", "band_size", "trained_on", "lone_successes", "lone_success_advantage",
                                                       "frac_reward_zero_std", "per_step", "why") if k in info}}
             if m == START:
                 continue
@@ -287,9 +292,12 @@ class RLDifficulty(Claim):
             return "n/a" if x is None or x != x else f"{100 * x:.0f}%"
 
         bands = ", ".join(f"{b} {k}" for b, k in result.get("pool_bands", {}).items())
+        drawn = {d["training"]["trained_on"] for d in per_model.values() if d["training"].get("trained_on") is not None}
         test = ", ".join(f"{b} {k}" for b, k in result.get("test_bands", {}).items())
         lines = [f"Bands of the RL pool under '{START}': {bands or 'n/a'}; of the test problems: {test or 'n/a'} "
-                 f"(the solved band: {result.get('solved_problems', 0)} problems). Descriptive, 95% intervals:", "",
+                 f"(the solved band: {result.get('solved_problems', 0)} problems). "
+                 + (f"Each GRPO run trained on {', '.join(sorted(map(str, drawn)))} problems drawn from its band "
+                    "(the same number for every band). " if drawn else "") + "Descriptive, 95% intervals:", "",
                  md_table(["model", "band trained", "solved band", "after - before", "vs matched", "test accuracy",
                            "reading"],
                           [[m, str(d["band"] or "—") + ("" if d["trained"] else " (not trained)"),
