@@ -232,3 +232,34 @@ def test_micro_run_trains_the_larger_base_the_proxies_and_reports_c9(micro_run):
     assert (out / "c9_proxy.png").exists() and "## C9" in (out / "report.md").read_text()
     assert not set(res["models"]) & (set(MODELS) - {"base", "correct"})  # C9's models stay in C9's own tables
     assert "pretrain_base_large" in json.loads((out / "timings.json").read_text())
+
+
+# ---- the proxy's alpha, chosen on validation problems ------------------------------------------------
+def test_the_lab_proxy_uses_the_alpha_its_validation_sweep_chose(micro_run):
+    """The micro run's ``c9_proxy`` decodes at the alpha :func:`choose_alpha` picked on fresh problems
+    (none a test question), the sweep is cached with the models that made it, and a changed model
+    makes it choose again."""
+    from sftlens.core.record import iter_dicts, write_jsonl
+    from sftlens.lab.claims.proxy_knowledge import ALPHAS, best_alpha, choose_alpha, validation_problems
+    from sftlens.lab.presets import get_preset
+    from sftlens.lab.runner import Lab
+
+    out, results = micro_run
+    lab = Lab(out=out, preset=get_preset("micro"), seed=0)
+    path = lab.eval_path(LARGE, "proxy_alpha")
+    rows = [d for _, d in iter_dicts(path)]
+    assert [r["alpha"] for r in rows] == list(ALPHAS)
+    assert lab.proxy_spec("c9_proxy")["alpha"] == best_alpha(rows) and lab.proxy_spec("c9_proxy0")["alpha"] == 0.0
+    val = validation_problems(lab)
+    assert rows[0]["n"] == len(val) > 0 and not {e.question for e in val} & {e.question for e in lab.load("test")}
+    assert results["claims"]["C9"]["alpha_sweep"] == [{k: r[k] for k in ("alpha", "accuracy", "n", "facts")}
+                                                               for r in rows]
+    assert "chosen by accuracy on" in (out / "report.md").read_text()
+    # cached: a planted accuracy is read back, not recomputed ...
+    planted = [{**r, "accuracy": 1.0 if r["alpha"] == 3.0 else 0.0} for r in rows]
+    write_jsonl(path, planted)
+    assert choose_alpha(lab) == (3.0, planted)
+    # ... until a model that made it is not the one there now
+    write_jsonl(path, [{**r, "made_by": {**r["made_by"], LARGE: "another model"}} for r in planted])
+    alpha, again = choose_alpha(lab)
+    assert [r["accuracy"] for r in again] == [r["accuracy"] for r in rows] and alpha == best_alpha(rows)

@@ -3,8 +3,10 @@
 
 Every model lives in the shop run and shares its tokenizer. The world's own base (the anti-expert)
 and its SFT on correct traces (the expert) steer a larger base, ``base_large`` (``Preset.c9_size``,
-pretrained on the same texts for the same steps): ``c9_proxy`` decodes ``base_large + 1 * (correct -
-base)`` (alpha 1, the paper's). The reference "tuned" model is ``c9_sft``, SFT of ``base_large`` on
+pretrained on the same texts for the same steps): ``c9_proxy`` decodes ``base_large + alpha * (correct -
+base)``, alpha chosen as a user would, by accuracy on fresh validation problems (:func:`choose_alpha`: never
+the test set, nor fact probes; the paper's alpha 1 closed 16% of the gap on them in the quick world, so a
+fixed 1 would test a proxy nobody would deploy). The reference "tuned" model is ``c9_sft``, SFT of ``base_large`` on
 the same correct traces with the same settings. Knowledge is the world's facts asked as the base was
 pretrained to answer them (``recall the fact . Q: how much does a lamp cost ?`` → ``A: 7``).
 
@@ -39,7 +41,8 @@ from ._base import ACCURACY_SESOI, Arm, Claim, ClaimResult, FinishedRun, diff_co
 
 LARGE = "base_large"     # the larger base (proxy-tuning's "base"); the world's "base" is the anti-expert
 EXPERT, ANTI = "correct", "base"
-ALPHA = 1.0              # the paper's default
+ALPHAS = (0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 4.0)  # the grid the proxy's alpha is chosen from (1: the paper's default)
+VALIDATION = 200         # fresh problems the alpha is chosen on (at most the test set's size)
 FALSE_FACTS = "c9_false_facts"
 FALSE_SHARE = 0.25       # the share of the positive control's SFT set that restates facts falsely
 SETS = ("test", "facts")  # what C9's own models are evaluated on
@@ -50,10 +53,11 @@ MODELS = {
     LARGE: "a larger base, pretrained like the world's on the same texts",
     "c9_sft": "the larger base after SFT on correct traces (direct tuning, the reference)",
     "c9_sft_false": "the larger base after SFT on correct traces plus false fact answers (positive control)",
-    "c9_proxy": f"the larger base proxy-tuned: + {ALPHA:g} * (expert - anti-expert) at every step",
+    "c9_proxy": "the larger base proxy-tuned: + alpha * (expert - anti-expert) at every step, alpha chosen on "
+                "validation problems",
     "c9_proxy0": "the larger base proxy-tuned at alpha 0: its base (negative control)",
 }
-PROXIES = {"c9_proxy": ALPHA, "c9_proxy0": 0.0}
+PROXIES = ("c9_proxy", "c9_proxy0")  # alpha chosen, alpha 0
 DIRECT = {"c9_sft": EXPERT, "c9_sft_false": FALSE_FACTS}  # model -> the condition it is SFT on
 
 
@@ -77,6 +81,71 @@ def false_facts(c) -> list:
 register_condition(Condition(FALSE_FACTS, "C9's positive control (on the larger base only): the clean pool plus "
                                           "every fact probe answered with a wrong value, a quarter of the set",
                              false_facts))
+
+
+def validation_problems(run) -> list:
+    """:data:`VALIDATION` fresh problems of the world (at most the test set's size), none a train, test or
+    variant question: what the proxy's alpha is chosen on."""
+    taken = {e.question for n in ["train", "test", *(f"variant_{v}" for v in run.variant_names())] for e in run.load(n)}
+    n = min(VALIDATION, len(run.load("test")))
+    return run.world().problems(n, run.seed + 97, prefix="val", exclude=taken, split="validation")
+
+
+def best_alpha(rows: list[dict]) -> float:
+    """The alpha of the most accurate row; of equally accurate ones, the smallest (the least steering).
+
+    >>> best_alpha([{"alpha": 1.0, "accuracy": 0.2}, {"alpha": 2.0, "accuracy": 0.5}, {"alpha": 3.0, "accuracy": 0.5}])
+    2.0
+    """
+    return min(rows, key=lambda r: (-r["accuracy"], r["alpha"]))["alpha"]
+
+
+def choose_alpha(run) -> tuple[float, list[dict]]:
+    """``(alpha, rows)``: the proxy's alpha, the most accurate of :data:`ALPHAS` on
+    :func:`validation_problems` (greedy decoding, the lab's exact-match scoring), and one row per alpha
+    (with the fact probes it answers, reported beside the choice but never used for it).
+    Cached in ``eval/base_large/proxy_alpha.jsonl`` with the identities of the three models, so a
+    retrained one makes it choose again."""
+    from ...core.record import iter_dicts, write_jsonl
+    from ...evaluate import generate_samples, score_samples
+    from ...models.proxy import load_proxy
+
+    run.claim_eval_dir(LARGE)
+    path = run.eval_path(LARGE, "proxy_alpha")
+    made_by = {m: run.model_identity(m) for m in (LARGE, EXPERT, ANTI)}
+    rows = [d for _, d in iter_dicts(path)] if path.exists() else []
+    if not rows or any(r.get("made_by") != made_by for r in rows):
+        val, world, p = validation_problems(run), run.world(), run.preset
+        rows = []
+        for alpha in ALPHAS:
+            lm = load_proxy(*(str(run.model_dir(m)) for m in (LARGE, EXPERT, ANTI)), alpha=alpha)
+            lm.name = f"proxy@{alpha:g}"
+            samples = generate_samples(lm, val, max_new_tokens=p.max_new_tokens, batch_size=p.gen_batch)
+            right = [r["correct"] for r in score_samples(samples, val, verifier=world)]
+            # the fact probes at this alpha too, descriptive only: what choosing for the task costs in knowledge
+            probes = run.load("facts")
+            said = score_samples(generate_samples(lm, probes, max_new_tokens=p.max_new_tokens, batch_size=p.gen_batch),
+                                 probes, verifier=world)
+            rows.append({"alpha": alpha, "accuracy": sum(right) / len(right), "n": len(right),
+                         "facts": sum(r["correct"] for r in said) / len(said) if said else None, "made_by": made_by})
+        write_jsonl(path, rows)
+    return best_alpha(rows), rows
+
+
+def alpha_lines(rows: list[dict]) -> list[str]:
+    """The report's sentence on how alpha was chosen.
+
+    >>> alpha_lines([{"alpha": 1.0, "accuracy": 0.165, "n": 200, "facts": 0.125},
+    ...              {"alpha": 2.0, "accuracy": 0.505, "n": 200, "facts": 0.0}])[1]
+    "c9_proxy's alpha, chosen by accuracy on 200 fresh validation problems (never the test set); beside it the fact probes answered, which play no part in the choice: alpha 1 → 16.5% (facts 12.5%), 2 → 50.5% (facts 0.0%); chosen: 2."
+    """
+    if not rows:
+        return []
+    sweep = ", ".join(f"{r['alpha']:g} → {100 * r['accuracy']:.1f}%"
+                      + (f" (facts {100 * r['facts']:.1f}%)" if r.get("facts") is not None else "") for r in rows)
+    return ["", f"c9_proxy's alpha, chosen by accuracy on {rows[0]['n']} fresh validation problems (never the test "
+                f"set); beside it the fact probes answered, which play no part in the choice: alpha {sweep}; "
+                f"chosen: {best_alpha(rows):g}."]
 
 
 def gap_statistic(table: np.ndarray) -> float:
@@ -155,8 +224,8 @@ class ProxyKeepsKnowledge(Claim):
         run.stage_base(LARGE, size=run.preset.c9_size)
         for model, condition in DIRECT.items():
             run.stage_train(condition, base=LARGE, name=model)
-        for model, alpha in PROXIES.items():
-            run.save_proxy(model, LARGE, EXPERT, ANTI, alpha)
+        run.save_proxy("c9_proxy", LARGE, EXPERT, ANTI, choose_alpha(run)[0])
+        run.save_proxy("c9_proxy0", LARGE, EXPERT, ANTI, 0.0)
         for model in (LARGE, *DIRECT, *PROXIES):
             run.stage_eval(model, sets=SETS)
 
@@ -213,13 +282,23 @@ class ProxyKeepsKnowledge(Claim):
             per_condition=per_condition, per_model=per_model,
             # the negative control's model is right and wrong exactly where its base is (the identity behind it)
             extra={"alpha0_scores_as_base": test["c9_proxy0"] == test[LARGE] and facts["c9_proxy0"] == facts[LARGE],
-                   "drift": self.drift(run)},
+                   "drift": self.drift(run), "alpha_sweep": self.alpha_sweep(run)},
             notes=[f"Sizes: the anti-expert and expert are the world's base size, {LARGE} is the preset's c9_size; "
                    "every model shares the world's tokenizer. Gap closed is Liu et al.'s (proxy - base) / (tuned - "
                    "base) on test accuracy (sftlens.metrics.gap).",
                    "Fact probes are answered without steps; a tuned model that starts a chain fails them even when "
                    "its chains state the facts right, so a drop measures a lost question format as much as lost "
                    "knowledge, for the direct model and the proxy alike."])
+
+    @staticmethod
+    def alpha_sweep(run: FinishedRun) -> list[dict]:
+        """The proxy's validation accuracy per alpha (:func:`choose_alpha`'s rows; empty without them)."""
+        from ...core.record import iter_dicts
+
+        path = run.eval_path(LARGE, "proxy_alpha") if hasattr(run, "eval_path") else None
+        if path is None or not path.exists():
+            return []
+        return [{k: d.get(k) for k in ("alpha", "accuracy", "n", "facts")} for _, d in iter_dicts(path)]
 
     @staticmethod
     def drift(run: FinishedRun) -> dict:
@@ -284,6 +363,7 @@ class ProxyKeepsKnowledge(Claim):
                           [[d["arm"], k, pts(d["facts_diff"]), pts(d["accuracy_diff"]),
                             "n/a" if d["gap_closed"] != d["gap_closed"] else f"{100 * d['gap_closed']:.0f}%",
                             d["verdict"] + (" (guarded)" if d["guards"] else "")] for k, d in per_condition.items()]),
+                 *alpha_lines(result.get("alpha_sweep") or []),
                  "", f"The proxy at alpha 0 is right and wrong {'exactly' if result.get('alpha0_scores_as_base') else 'NOT'}"
                  f" where {LARGE} is, on every test problem and fact probe.", ""]
         if drift:
