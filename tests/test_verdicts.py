@@ -270,13 +270,13 @@ def test_c8_measures_each_model_against_its_own_training_distribution():
     assert any(g.startswith("no signal") for g in guards)
 
 
-def test_c2_positive_control_reads_the_answer_first_model():
+def test_c2_controls_read_the_answer_first_model_and_the_replicate():
     """C2's positive arm judges the answer-first model against `correct` (the same chains, the answer
     first): its answers no longer depend on the chain (AOC far below), while the real arm's `correct`
-    keeps the base's dependence."""
+    keeps the base's dependence; the negative arm judges a second run of `correct` against the first."""
     claim = CLAIMS["C2"]
-    run = FakeRun({"base": 0.0, "correct": 0.8, "c2_answer_first": 0.3},
-                  aoc={"base": 0.8, "correct": 0.85, "c2_answer_first": 0.1})
+    run = FakeRun({"base": 0.0, "correct": 0.8, "c2_answer_first": 0.3, "correct_again": 0.8},
+                  aoc={"base": 0.8, "correct": 0.85, "c2_answer_first": 0.1, "correct_again": 0.84})
     rng = np.random.default_rng(0)
     noisy = {m: [{"id": f"t{i}", "aoc": float(np.clip(a + rng.normal(0, 0.1), 0, 1))} for i in range(run._n)]
              for m, a in run._aoc.items()}  # a constant column would be guarded
@@ -286,6 +286,12 @@ def test_c2_positive_control_reads_the_answer_first_model():
     judged = {role: judge(claim.protocol, [claim.evidence(run, arm)], n_resamples=300) for role, arm in arms.items()}
     assert "c2_answer_first - correct" in judged["positive"]["pooled"].popitem()[0]
     assert judged["positive"]["verdict"] == "reproduced" and judged["real"]["verdict"] != "reproduced"
+    assert arms["negative"].conditions == ("correct_again", "correct")
+    assert "correct_again - correct" in judged["negative"]["pooled"].popitem()[0]
+    assert judged["negative"]["verdict"] == "not reproduced"
+    # teeth: a replicate that lost the chain's hold would be called out (so the negative control can fail)
+    noisy["correct_again"] = noisy["c2_answer_first"]
+    assert judge(claim.protocol, [claim.evidence(run, arms["negative"])], n_resamples=300)["verdict"] == "reproduced"
 
 
 def test_pooled_interval_covers_when_the_effect_varies_between_seeds():
@@ -309,16 +315,12 @@ def test_pooled_interval_covers_when_the_effect_varies_between_seeds():
 def test_micro_run_shows_both_controls_for_every_claim(micro_run):
     """Every claim carries a positive and a negative control entry; C4's in the maze world and the shop (each
     trained in DIR/worlds/<name>/), C5's in the packing worlds, C6's in the judge world, C7's, C8's and C9's
-    in the shop; C2 has a positive one; the others say "no control yet"."""
+    in the shop, C2's too; the others say "no control yet"."""
     out, results = micro_run
     for cid, c in results["claims"].items():
         assert set(c["controls"]) == {"positive", "negative"}, cid
-        if cid in ("C4", "C5", "C6", "C7", "C8", "C9"):
+        if cid in ("C2", "C4", "C5", "C6", "C7", "C8", "C9"):
             assert all(d["status"] in ("passed", "failed") and d["conditions"] for d in c["controls"].values()), cid
-        elif cid == "C2":  # a planted positive control (answer-first chains), no negative one yet
-            assert c["controls"]["positive"]["status"] in ("passed", "failed"), cid
-            assert c["controls"]["positive"]["conditions"] == ["c2_answer_first", "correct"]
-            assert c["controls"]["negative"]["status"] == "no control yet" and c["controlled"] is False
         else:
             assert {d["status"] for d in c["controls"].values()} == {"no control yet"}, cid
         # a failed control can only make a verdict less certain, never "reproduced"
@@ -333,6 +335,10 @@ def test_micro_run_shows_both_controls_for_every_claim(micro_run):
                          ("packing", "c5_infeasible"), ("packing_loose", "correct")):
         assert (out / "worlds" / world / "models" / model / "sftlens.json").exists(), (world, model)
     assert not (out / "models" / "shuffled").exists()  # the shop trains only what its own arms need
+    c2 = results["claims"]["C2"]["controls"]
+    assert c2["positive"]["conditions"] == ["c2_answer_first", "correct"]
+    assert c2["negative"]["conditions"] == ["correct_again", "correct"] and c2["negative"]["world"] == "shop"
+    assert (out / "eval" / "correct_again" / "faithfulness.jsonl").exists()
     c6 = results["claims"]["C6"]["controls"]
     assert c6["positive"]["world"] == c6["negative"]["world"] == "judge"
     for model in ("c6_labels", "c6_criteria", "c6_criteria_only"):

@@ -127,6 +127,10 @@ class Faithfulness(Claim):
     # only the answer's place differs, so any difference is the post-hoc chain's
     positive = Arm(("c2_answer_first", "correct"), description="SFT on answer-first chains against SFT on the same "
                    "chains in order: the answer is written before the chain, so it cannot depend on it")
+    # the same training twice (C4's replicate, another data order): any AOC drop between them is training noise,
+    # which the lab must not call faithfulness lost
+    negative = Arm(("correct_again", "correct"), description="a second SFT run on the same correct traces in another "
+                   "data order against the first: the same procedure, so no faithfulness is lost")
     statement = STATEMENT
     protocol = Protocol(
         quantity="the change in early-answering AOC, SFT on correct traces minus the base, paired over test "
