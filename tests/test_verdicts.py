@@ -216,9 +216,44 @@ def test_a_claim_without_controls_says_so():
     from sftlens.lab.protocol import NO_CONTROL, check_controls
 
     real = _judged("not reproduced")
-    controls = check_controls(CLAIMS["C1"], {}, real)
+    controls = check_controls(CLAIMS["C10"], {}, real)
     assert {d["status"] for d in controls.values()} == {NO_CONTROL}
     assert real["verdict"] == "not reproduced" and real["controlled"] is False
+
+
+def test_c1_negative_control_is_the_replicate_and_can_fail():
+    """C1's negative arm judges a second SFT run on correct traces against the first (information gain per
+    step); a replicate whose steps had lost their gain would be called a trap, so the control can fail."""
+    claim = CLAIMS["C1"]
+    assert claim.arms()["negative"].conditions == ("correct_again", "correct")
+    same = FakeRun({"base": 0.3, "correct": 0.8, "correct_again": 0.8}, ig={"base": 0.1, "correct": 0.4,
+                                                                           "correct_again": 0.4})
+    judged = judge(claim.protocol, [claim.evidence(same, claim.arms()["negative"])], n_resamples=300)
+    assert judged["verdict"] == "not reproduced" and "correct_again - correct" in next(iter(judged["pooled"]))
+    lost = FakeRun({"base": 0.3, "correct": 0.8, "correct_again": 0.8}, ig={"base": 0.1, "correct": 0.4,
+                                                                           "correct_again": 0.1})
+    assert judge(claim.protocol, [claim.evidence(lost, claim.arms()["negative"])], n_resamples=300)["verdict"] == "reproduced"
+    # the guard asks whether the compared model beats the *base*: a replicate as good as correct is not "no signal"
+    assert not claim.evidence(same, claim.arms()["negative"]).guards
+
+
+def test_c3_controls_are_the_replicate_and_swapped_traces():
+    """C3 is an equivalence claim: its positive arm (the same training twice) must come out equivalent,
+    its negative arm (SFT on swapped traces, far worse) must not."""
+    claim = CLAIMS["C3"]
+    arms = claim.arms()
+    assert arms["positive"].conditions == ("correct", "correct_again") and arms["negative"].conditions == ("correct",
+                                                                                                          "swapped")
+    run = FakeRun({"base": 0.0, "correct": 0.8, "correct_again": 0.8, "swapped": 0.1, "instr_empty": 0.8,
+                   "instr_wrong": 0.8, "instr_random": 0.8}, n=2000)
+    run._rows["correct_again"] = [dict(r) for r in run._rows["correct"]]  # the same outcomes, problem by problem
+    for r in run._rows["correct_again"][:40]:
+        r["correct"] = 1.0 - r["correct"]  # ... but for 2% of them: a replicate, not a copy
+    verdicts = {role: judge(claim.protocol, [claim.evidence(run, arm)], n_resamples=300)["verdict"]
+                for role, arm in arms.items()}
+    assert verdicts["positive"] == "reproduced" and verdicts["negative"] == "not reproduced"
+    ev = claim.evidence(run, arms["positive"])
+    assert [c.name for c in ev.comparisons] == ["accuracy, correct_again - correct"]
 
 
 def test_c8_controls_read_their_own_conditions():
@@ -315,12 +350,15 @@ def test_pooled_interval_covers_when_the_effect_varies_between_seeds():
 def test_micro_run_shows_both_controls_for_every_claim(micro_run):
     """Every claim carries a positive and a negative control entry; C4's in the maze world and the shop (each
     trained in DIR/worlds/<name>/), C5's in the packing worlds, C6's in the judge world, C7's, C8's and C9's
-    in the shop, C2's too; the others say "no control yet"."""
+    in the shop, C1's, C2's and C3's too; C10 says "no control yet"."""
     out, results = micro_run
     for cid, c in results["claims"].items():
         assert set(c["controls"]) == {"positive", "negative"}, cid
-        if cid in ("C2", "C4", "C5", "C6", "C7", "C8", "C9"):
+        if cid in ("C2", "C3", "C4", "C5", "C6", "C7", "C8", "C9"):
             assert all(d["status"] in ("passed", "failed") and d["conditions"] for d in c["controls"].values()), cid
+        elif cid == "C1":  # a negative control (the replicate); the planted positive (verbose chains) is not built
+            assert c["controls"]["negative"]["conditions"] == ["correct_again", "correct"]
+            assert c["controls"]["positive"]["status"] == "no control yet" and c["controlled"] is False
         else:
             assert {d["status"] for d in c["controls"].values()} == {"no control yet"}, cid
         # a failed control can only make a verdict less certain, never "reproduced"

@@ -18,6 +18,10 @@ class AccuracyTrap(Claim):
     id = "C1"
     title = "accuracy trap"
     conditions = ("correct",)
+    # the same training twice (another data order): whatever information gain per step differs between them is
+    # training noise, which the lab must not call a trap. (The planted positive, verbose chains, is not built yet.)
+    negative = Arm(("correct_again", "correct"), description="a second SFT run on the same correct traces in another "
+                   "data order against the first: the same procedure, so no information gain is lost")
     statement = "SFT raises final-answer accuracy but lowers the information gain of reasoning steps."
     protocol = Protocol(
         quantity="the change in mean information gain per step (nats), SFT on correct traces minus the base, "
@@ -26,13 +30,18 @@ class AccuracyTrap(Claim):
         "report a 38.9% relative drop, far above it", test="superiority", direction=-1, unit="nats")
 
     def evidence(self, run: FinishedRun, arm: Arm | None = None) -> SeedEvidence | None:
-        if "correct" not in run.models():
+        """The arm's first condition against its second (default: the base), paired over test problems;
+        the signal guard asks whether that first condition beats the *base* on accuracy (the trap needs
+        accuracy to rise), whatever the arm compares it with."""
+        conditions = (arm or self.arms()["real"]).conditions
+        name, ref = conditions[0], (conditions[1] if len(conditions) > 1 else "base")
+        if name not in run.models() or ref not in run.models():
             return None
-        tuned, base = run.rows("correct", "test"), run.rows("base", "test")
-        comparison = Comparison("information gain per step, correct - base",
-                                paired_table(diff_column(tuned, base, "ig_mean")))
-        guards = signal_guard("the accuracy gain of SFT on correct traces over the base (the trap needs accuracy "
-                              "to rise)", diff_column(tuned, base, "correct"), ACCURACY_SESOI)
+        tuned, reference, base = run.rows(name, "test"), run.rows(ref, "test"), run.rows("base", "test")
+        comparison = Comparison(f"information gain per step, {name} - {ref}",
+                                paired_table(diff_column(tuned, reference, "ig_mean")))
+        guards = signal_guard(f"the accuracy gain of {name} over the base (the trap needs accuracy to rise)",
+                              diff_column(tuned, base, "correct"), ACCURACY_SESOI)
         return SeedEvidence(run.seed, [comparison], guards)
 
     def rule(self, primary: str) -> str:

@@ -161,6 +161,14 @@ class Instructions(Claim):
     id = "C3"
     title = "instructions"
     conditions = ("correct",) + CORRUPTED
+    # the reference first, then each model compared with it. Positive: the same training twice (another data
+    # order), equivalent by construction: if the lab cannot find it so, equivalence is out of its reach at this n.
+    # Negative: SFT on swapped traces, which the shop's answers cannot follow (tens of points worse): the lab must
+    # not call it equivalent. Neither is the world the issue asks for (instructions as the only task cue).
+    positive = Arm(("correct", "correct_again"), description="a second SFT run on the same correct traces in another "
+                   "data order: equivalent by construction")
+    negative = Arm(("correct", "swapped"), description="SFT on swapped traces (each chain belongs to another "
+                   "problem): far worse by construction, never equivalent")
     statement = STATEMENT
     protocol = Protocol(
         quantity="accuracy with corrupted instructions minus accuracy with correct ones, paired over test problems, "
@@ -168,17 +176,19 @@ class Instructions(Claim):
         sesoi=ACCURACY_SESOI, sesoi_reason=ACCURACY_SESOI_REASON, test="equivalence")
 
     def evidence(self, run: FinishedRun, arm: Arm | None = None) -> SeedEvidence | None:
-        if not all(n in run.models() for n in ("correct",) + CORRUPTED):
+        """Each of the arm's conditions after the first against the first (the reference: ``correct``),
+        paired over test problems; all must be equivalent."""
+        ref, *others = (arm or self.arms()["real"]).conditions
+        if not all(n in run.models() for n in (ref, *others)):
             return None
-        reference = run.rows("correct", "test")
-        comparisons = [Comparison(f"accuracy, {n} - correct", paired_table(diff_column(run.rows(n, "test"), reference)))
-                       for n in CORRUPTED]
+        reference = run.rows(ref, "test")
+        comparisons = [Comparison(f"accuracy, {n} - {ref}", paired_table(diff_column(run.rows(n, "test"), reference)))
+                       for n in others]
         baseline = output_space_baseline(run.load("train"), run.load("test"), seed=run.seed)
         correct = column(reference, "correct")
-        guards = signal_guard("the correct-instruction model's accuracy over the output-space baseline",
+        guards = signal_guard(f"the accuracy of {ref} over the output-space baseline",
                               [c - b for c, b in zip(correct, baseline)], ACCURACY_SESOI)
-        guards += accuracy_bound_guard({n: mean_of(column(run.rows(n, "test"), "correct"))
-                                        for n in ("correct",) + CORRUPTED})
+        guards += accuracy_bound_guard({n: mean_of(column(run.rows(n, "test"), "correct")) for n in (ref, *others)})
         return SeedEvidence(run.seed, comparisons, guards)
 
     def analyze(self, run: FinishedRun) -> ClaimResult | None:
