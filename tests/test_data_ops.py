@@ -273,3 +273,25 @@ def test_answer_first_chains_state_the_answer_before_the_chain():
         assert after.steps[0].split("=")[-1].strip() == after.answer == before.answer
         assert after.steps[1:] == before.steps[:-1] and sorted(after.steps) == sorted(before.steps)
         assert after.meta["ops"][-1]["op"] == "answer_first"
+
+
+def test_verbose_chains_add_two_steps_that_say_nothing_new():
+    """C1's planted control: every shop chain keeps its steps and answer and gains a restatement of its
+    first step and a re-check of its last, after the chain; `sftlens data corrupt --traces verbose` writes it."""
+    sp = make_splits(ShopWorld(ShopConfig(seed=0, n_items=8)), 60, 40, 10, 3, seed=0)
+    out = ops.verbose_traces(sp.train)
+    for before, after in zip(sp.train, out):
+        assert after.steps[:-2] == before.steps and after.answer == before.answer
+        assert after.steps[-2:] == [f"recall : {before.steps[0]}", f"check : {before.steps[-1]}"]
+        assert after.meta["ops"][-1]["op"] == "verbose_traces"
+    assert ops.verbose_traces([Example(id="x", task="t", question="q", answer="1")])[0].steps == []
+
+
+def test_the_cli_writes_verbose_chains(tmp_path):
+    from sftlens.cli import main
+    from sftlens.core.record import read_jsonl, write_jsonl
+
+    sp = make_splits(ShopWorld(ShopConfig(seed=0, n_items=8)), 20, 10, 5, 3, seed=0)
+    write_jsonl(tmp_path / "train.jsonl", sp.train)
+    assert main(["data", "corrupt", "--traces", "verbose", str(tmp_path / "train.jsonl"), str(tmp_path / "v.jsonl")]) == 0
+    assert [e.steps for e in read_jsonl(tmp_path / "v.jsonl")] == [e.steps for e in ops.verbose_traces(sp.train)]

@@ -6,6 +6,7 @@ no guard may fire on healthy data: a verdict that cannot come out another way me
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -221,6 +222,19 @@ def test_a_claim_without_controls_says_so():
     assert real["verdict"] == "not reproduced" and real["controlled"] is False
 
 
+def test_c1_positive_control_reads_the_verbose_model():
+    claim = CLAIMS["C1"]
+    assert claim.arms()["positive"].conditions == ("c1_verbose", "correct")
+    padded = FakeRun({"base": 0.3, "correct": 0.8, "c1_verbose": 0.8}, ig={"base": 0.1, "correct": 0.4,
+                                                                          "c1_verbose": 0.3})
+    judged = judge(claim.protocol, [claim.evidence(padded, claim.arms()["positive"])], n_resamples=300)
+    assert judged["verdict"] == "reproduced" and "c1_verbose - correct" in next(iter(judged["pooled"]))
+    unpadded = FakeRun({"base": 0.3, "correct": 0.8, "c1_verbose": 0.8}, ig={"base": 0.1, "correct": 0.4,
+                                                                            "c1_verbose": 0.4})
+    assert judge(claim.protocol, [claim.evidence(unpadded, claim.arms()["positive"])],
+                 n_resamples=300)["verdict"] == "not reproduced"
+
+
 def test_c1_negative_control_is_the_replicate_and_can_fail():
     """C1's negative arm judges a second SFT run on correct traces against the first (information gain per
     step); a replicate whose steps had lost their gain would be called a trap, so the control can fail."""
@@ -354,11 +368,8 @@ def test_micro_run_shows_both_controls_for_every_claim(micro_run):
     out, results = micro_run
     for cid, c in results["claims"].items():
         assert set(c["controls"]) == {"positive", "negative"}, cid
-        if cid in ("C2", "C3", "C4", "C5", "C6", "C7", "C8", "C9"):
+        if cid != "C10":
             assert all(d["status"] in ("passed", "failed") and d["conditions"] for d in c["controls"].values()), cid
-        elif cid == "C1":  # a negative control (the replicate); the planted positive (verbose chains) is not built
-            assert c["controls"]["negative"]["conditions"] == ["correct_again", "correct"]
-            assert c["controls"]["positive"]["status"] == "no control yet" and c["controlled"] is False
         else:
             assert {d["status"] for d in c["controls"].values()} == {"no control yet"}, cid
         # a failed control can only make a verdict less certain, never "reproduced"
@@ -377,6 +388,11 @@ def test_micro_run_shows_both_controls_for_every_claim(micro_run):
     assert c2["positive"]["conditions"] == ["c2_answer_first", "correct"]
     assert c2["negative"]["conditions"] == ["correct_again", "correct"] and c2["negative"]["world"] == "shop"
     assert (out / "eval" / "correct_again" / "faithfulness.jsonl").exists()
+    c1 = results["claims"]["C1"]["controls"]
+    assert c1["positive"]["conditions"] == ["c1_verbose", "correct"] and c1["negative"]["conditions"] == [
+        "correct_again", "correct"]
+    verbose = json.loads((out / "data" / "conditions" / "c1_verbose.jsonl").read_text().splitlines()[0])
+    assert verbose["steps"][-1].startswith("check : ") and verbose["steps"][-2].startswith("recall : ")
     c6 = results["claims"]["C6"]["controls"]
     assert c6["positive"]["world"] == c6["negative"]["world"] == "judge"
     for model in ("c6_labels", "c6_criteria", "c6_criteria_only"):

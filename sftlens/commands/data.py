@@ -23,9 +23,10 @@ from ..data.difficulty import BANDS
 INSTRUCTION_OPS = {"keep": "keep", "empty": "instructions_empty", "wrong": "instructions_wrong",
                    "random": "instructions_random"}
 TRACE_OPS = {"keep": "keep", "swap": "swap_traces", "shuffle": "shuffle_steps", "corrupt": "corrupt_steps",
-             "filler": "filler_traces", "drop": "drop_traces", "answer-first": "answer_first"}
+             "filler": "filler_traces", "drop": "drop_traces", "answer-first": "answer_first",
+             "verbose": "verbose_traces"}
 # Operators that read the steps: running them on examples without steps is an input error.
-NEEDS_STEPS = {"swap_traces", "shuffle_steps", "corrupt_steps", "filler_traces", "answer_first"}
+NEEDS_STEPS = {"swap_traces", "shuffle_steps", "corrupt_steps", "filler_traces", "answer_first", "verbose_traces"}
 
 
 def _add_source_options(p: argparse.ArgumentParser) -> None:
@@ -96,7 +97,8 @@ def add_parser(sub) -> None:
     c.add_argument("--recipe", metavar="R.yaml", help="YAML recipe: {seed: N, steps: [{op: NAME, ...params}]}")
     c.add_argument("--instructions", choices=list(INSTRUCTION_OPS), help="instruction operator")
     c.add_argument("--traces", choices=list(TRACE_OPS), help="trace operator (answer-first: the chain's last step "
-                   "moved to the front, a post-hoc chain)")
+                   "moved to the front, a post-hoc chain; verbose: a restated first step and a re-checked last one "
+                   "added after the chain, steps that carry nothing new)")
     c.add_argument("--corrupt-rate", type=float, default=0.5,
                    help="share of steps made wrong by --traces corrupt (default: 0.5)")
     c.add_argument("--corrupter", default="auto", choices=["auto", "digit", "gsm8k", "shop"],

@@ -235,6 +235,25 @@ def answer_first(examples: list[Example], seed: int = 0) -> list[Example]:
     return out
 
 
+def verbose_traces(examples: list[Example], seed: int = 0) -> list[Example]:
+    """Pad each chain with two steps that carry nothing new, as long reasoning traces do: a restatement
+    of its first step (``recall : ...``) and a re-check of its last (``check : ...``), both after the
+    chain. The answer and every original step stay; the chain gains length but no information toward the
+    answer, so information gain per step must fall (C1's planted positive control). Chains without steps
+    are kept.
+
+    >>> e = Example(id="1", task="t", question="q", steps=["a cup costs 4", "2 * 4 = 8"], answer="8")
+    >>> verbose_traces([e])[0].steps
+    ['a cup costs 4', '2 * 4 = 8', 'recall : a cup costs 4', 'check : 2 * 4 = 8']
+    """
+    out = []
+    for e in examples:
+        new = _mark(e, "verbose_traces")
+        new.steps = list(e.steps) + ([f"recall : {e.steps[0]}", f"check : {e.steps[-1]}"] if e.steps else [])
+        out.append(new)
+    return out
+
+
 def auto_corrupter(world=None) -> Callable[[Example], Corrupter]:
     """Pick a corrupter per example from its task (:func:`sftlens.tasks.task_for`): ``shop.*`` with a
     world -> the shop's (a false fact or a wrong result), ``gsm8k`` or steps with ``<<...>>``
@@ -362,6 +381,7 @@ OPS: dict[str, Callable[..., list[Example]]] = {
     "filler_traces": filler_traces,
     "drop_traces": drop_traces,
     "answer_first": answer_first,
+    "verbose_traces": verbose_traces,
     "label_noise": label_noise,
 }
 

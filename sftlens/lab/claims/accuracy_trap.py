@@ -6,11 +6,19 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+from ...data import ops
 from ...metrics.stats import Estimate, column, paired_difference, verdict
 from ...report.format import md_table, num, pct, pts
+from ..conditions import Condition, register_condition
 from ..protocol import Comparison, Protocol, SeedEvidence, paired_table, signal_guard
 from ._base import (Arm, ACCURACY_SESOI, PRIMARY_CONDITION, Claim, ClaimResult, FinishedRun, diff_column, effect, mean_of,
                     model_summary, one_line, register_claim)
+
+
+# C1's planted positive control, built by the operator `sftlens data corrupt --traces verbose` runs
+register_condition(Condition("c1_verbose", "C1 positive control: each correct chain padded with a restated first step "
+                                           "and a re-checked last one (steps that carry nothing new)",
+                             lambda c: ops.verbose_traces(c.train, seed=c.seed)))
 
 
 @register_claim
@@ -18,8 +26,12 @@ class AccuracyTrap(Claim):
     id = "C1"
     title = "accuracy trap"
     conditions = ("correct",)
+    # planted: the same chains padded with two steps that carry nothing new (a restated fact, a re-check), so the
+    # gain per step must fall while accuracy stays; against `correct`, so only the padding differs
+    positive = Arm(("c1_verbose", "correct"), description="SFT on the correct chains padded with a restated first "
+                   "step and a re-checked last one, against SFT on the chains as they are: steps without information")
     # the same training twice (another data order): whatever information gain per step differs between them is
-    # training noise, which the lab must not call a trap. (The planted positive, verbose chains, is not built yet.)
+    # training noise, which the lab must not call a trap
     negative = Arm(("correct_again", "correct"), description="a second SFT run on the same correct traces in another "
                    "data order against the first: the same procedure, so no information gain is lost")
     statement = "SFT raises final-answer accuracy but lowers the information gain of reasoning steps."
