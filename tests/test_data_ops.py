@@ -282,7 +282,7 @@ def test_verbose_chains_add_two_steps_that_say_nothing_new():
     out = ops.verbose_traces(sp.train)
     for before, after in zip(sp.train, out):
         assert after.steps[:-2] == before.steps and after.answer == before.answer
-        assert after.steps[-2:] == [f"recall : {before.steps[0]}", f"check : {before.steps[-1]}"]
+        assert after.steps[-2:] == [f"recall {before.steps[0]}", f"recall {before.steps[-1]}"]
         assert after.meta["ops"][-1]["op"] == "verbose_traces"
     assert ops.verbose_traces([Example(id="x", task="t", question="q", answer="1")])[0].steps == []
 

@@ -361,6 +361,12 @@ def test_pooled_interval_covers_when_the_effect_varies_between_seeds():
     assert np.mean(hits) >= 0.85, np.mean(hits)
 
 
+def _pieces(text: str) -> list[str]:
+    from sftlens.models.tiny import _pre_tokenizer
+
+    return [p for p, _ in _pre_tokenizer().pre_tokenize_str(text)]
+
+
 def test_micro_run_shows_both_controls_for_every_claim(micro_run):
     """Every claim carries a positive and a negative control entry; C4's in the maze world and the shop (each
     trained in DIR/worlds/<name>/), C5's in the packing worlds, C6's in the judge world, C7's, C8's and C9's
@@ -392,7 +398,11 @@ def test_micro_run_shows_both_controls_for_every_claim(micro_run):
     assert c1["positive"]["conditions"] == ["c1_verbose", "correct"] and c1["negative"]["conditions"] == [
         "correct_again", "correct"]
     verbose = json.loads((out / "data" / "conditions" / "c1_verbose.jsonl").read_text().splitlines()[0])
-    assert verbose["steps"][-1].startswith("check : ") and verbose["steps"][-2].startswith("recall : ")
+    assert verbose["steps"][-2:] == [f"recall {verbose['steps'][0]}", f"recall {verbose['steps'][-3]}"]
+    # the padding brings no word the shop's vocabulary lacks, so the base (and every other model) is unchanged
+    tok = json.loads((out / "models" / "base" / "tokenizer.json").read_text())["model"]["vocab"]
+    assert "<unk>" not in [p for step in verbose["steps"] for p in _pieces(step)] and all(
+        p in tok for step in verbose["steps"] for p in _pieces(step))
     c6 = results["claims"]["C6"]["controls"]
     assert c6["positive"]["world"] == c6["negative"]["world"] == "judge"
     for model in ("c6_labels", "c6_criteria", "c6_criteria_only"):

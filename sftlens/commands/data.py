@@ -97,8 +97,8 @@ def add_parser(sub) -> None:
     c.add_argument("--recipe", metavar="R.yaml", help="YAML recipe: {seed: N, steps: [{op: NAME, ...params}]}")
     c.add_argument("--instructions", choices=list(INSTRUCTION_OPS), help="instruction operator")
     c.add_argument("--traces", choices=list(TRACE_OPS), help="trace operator (answer-first: the chain's last step "
-                   "moved to the front, a post-hoc chain; verbose: a restated first step and a re-checked last one "
-                   "added after the chain, steps that carry nothing new)")
+                   "moved to the front, a post-hoc chain; verbose: the first and the last step restated "
+                   "after the chain, steps that carry nothing new)")
     c.add_argument("--corrupt-rate", type=float, default=0.5,
                    help="share of steps made wrong by --traces corrupt (default: 0.5)")
     c.add_argument("--corrupter", default="auto", choices=["auto", "digit", "gsm8k", "shop"],

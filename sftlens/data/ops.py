@@ -236,20 +236,21 @@ def answer_first(examples: list[Example], seed: int = 0) -> list[Example]:
 
 
 def verbose_traces(examples: list[Example], seed: int = 0) -> list[Example]:
-    """Pad each chain with two steps that carry nothing new, as long reasoning traces do: a restatement
-    of its first step (``recall : ...``) and a re-check of its last (``check : ...``), both after the
-    chain. The answer and every original step stay; the chain gains length but no information toward the
-    answer, so information gain per step must fall (C1's planted positive control). Chains without steps
-    are kept.
+    """Pad each chain with two steps that carry nothing new, as long reasoning traces do: its first step
+    restated and its last step re-checked (``recall <step>`` each), after the chain. The answer and every
+    original step stay; the chain gains length but no information toward the answer, so information gain
+    per step must fall (C1's planted positive control). The marker is a word the lab's shop already uses
+    (its fact probes say "recall"), so the lab's vocabulary, and with it every other model, is unchanged.
+    Chains without steps are kept.
 
     >>> e = Example(id="1", task="t", question="q", steps=["a cup costs 4", "2 * 4 = 8"], answer="8")
     >>> verbose_traces([e])[0].steps
-    ['a cup costs 4', '2 * 4 = 8', 'recall : a cup costs 4', 'check : 2 * 4 = 8']
+    ['a cup costs 4', '2 * 4 = 8', 'recall a cup costs 4', 'recall 2 * 4 = 8']
     """
     out = []
     for e in examples:
         new = _mark(e, "verbose_traces")
-        new.steps = list(e.steps) + ([f"recall : {e.steps[0]}", f"check : {e.steps[-1]}"] if e.steps else [])
+        new.steps = list(e.steps) + ([f"recall {e.steps[0]}", f"recall {e.steps[-1]}"] if e.steps else [])
         out.append(new)
     return out
 

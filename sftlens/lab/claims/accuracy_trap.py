@@ -26,7 +26,7 @@ class AccuracyTrap(Claim):
     id = "C1"
     title = "accuracy trap"
     conditions = ("correct",)
-    # planted: the same chains padded with two steps that carry nothing new (a restated fact, a re-check), so the
+    # planted: the same chains padded with two steps that carry nothing new (the first and last restated), so the
     # gain per step must fall while accuracy stays; against `correct`, so only the padding differs
     positive = Arm(("c1_verbose", "correct"), description="SFT on the correct chains padded with a restated first "
                    "step and a re-checked last one, against SFT on the chains as they are: steps without information")
