@@ -222,33 +222,24 @@ def test_a_claim_without_controls_says_so():
     assert real["verdict"] == "not reproduced" and real["controlled"] is False
 
 
-def test_c1_positive_control_reads_the_verbose_model():
-    claim = CLAIMS["C1"]
-    assert claim.arms()["positive"].conditions == ("c1_verbose", "correct")
-    padded = FakeRun({"base": 0.3, "correct": 0.8, "c1_verbose": 0.8}, ig={"base": 0.1, "correct": 0.4,
-                                                                          "c1_verbose": 0.3})
-    judged = judge(claim.protocol, [claim.evidence(padded, claim.arms()["positive"])], n_resamples=300)
-    assert judged["verdict"] == "reproduced" and "c1_verbose - correct" in next(iter(judged["pooled"]))
-    unpadded = FakeRun({"base": 0.3, "correct": 0.8, "c1_verbose": 0.8}, ig={"base": 0.1, "correct": 0.4,
-                                                                            "c1_verbose": 0.4})
-    assert judge(claim.protocol, [claim.evidence(unpadded, claim.arms()["positive"])],
-                 n_resamples=300)["verdict"] == "not reproduced"
+def _c1_run(model: str, ig: float) -> FakeRun:
+    return FakeRun({"base": 0.3, "correct": 0.8, model: 0.8}, ig={"base": 0.1, "correct": 0.4, model: ig})
 
 
-def test_c1_negative_control_is_the_replicate_and_can_fail():
-    """C1's negative arm judges a second SFT run on correct traces against the first (information gain per
-    step); a replicate whose steps had lost their gain would be called a trap, so the control can fail."""
+@pytest.mark.parametrize("role, model", [("positive", "c1_verbose"), ("negative", "correct_again")])
+def test_c1_controls_read_their_models_and_can_come_out_either_way(role, model):
+    """C1's positive arm judges the verbose model, its negative arm a second SFT run on correct traces, each
+    against `correct` (information gain per step): a model whose steps lost their gain is called a trap, one
+    whose steps kept it is not, whichever arm -- so the positive can be missed and the negative can fail."""
     claim = CLAIMS["C1"]
-    assert claim.arms()["negative"].conditions == ("correct_again", "correct")
-    same = FakeRun({"base": 0.3, "correct": 0.8, "correct_again": 0.8}, ig={"base": 0.1, "correct": 0.4,
-                                                                           "correct_again": 0.4})
-    judged = judge(claim.protocol, [claim.evidence(same, claim.arms()["negative"])], n_resamples=300)
-    assert judged["verdict"] == "not reproduced" and "correct_again - correct" in next(iter(judged["pooled"]))
-    lost = FakeRun({"base": 0.3, "correct": 0.8, "correct_again": 0.8}, ig={"base": 0.1, "correct": 0.4,
-                                                                           "correct_again": 0.1})
-    assert judge(claim.protocol, [claim.evidence(lost, claim.arms()["negative"])], n_resamples=300)["verdict"] == "reproduced"
-    # the guard asks whether the compared model beats the *base*: a replicate as good as correct is not "no signal"
-    assert not claim.evidence(same, claim.arms()["negative"]).guards
+    arm = claim.arms()[role]
+    assert arm.conditions == (model, "correct")
+    lost = judge(claim.protocol, [claim.evidence(_c1_run(model, 0.1), arm)], n_resamples=300)
+    assert lost["verdict"] == "reproduced" and f"{model} - correct" in next(iter(lost["pooled"]))
+    kept = claim.evidence(_c1_run(model, 0.4), arm)
+    assert judge(claim.protocol, [kept], n_resamples=300)["verdict"] == "not reproduced"
+    # the guard asks whether the compared model beats the *base*: as good as correct is not "no signal"
+    assert not kept.guards
 
 
 def test_c3_controls_are_the_replicate_and_swapped_traces():
