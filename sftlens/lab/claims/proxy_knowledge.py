@@ -116,14 +116,13 @@ def choose_alpha(run) -> tuple[float, list[dict]]:
     rows = [d for _, d in iter_dicts(path)] if path.exists() else []
     if not rows or any(r.get("made_by") != made_by for r in rows):
         val, world, p = validation_problems(run), run.world(), run.preset
+        probes = run.load("facts")  # at each alpha too, descriptive only: what choosing for the task costs in knowledge
         rows = []
         for alpha in ALPHAS:
             lm = load_proxy(*(str(run.model_dir(m)) for m in (LARGE, EXPERT, ANTI)), alpha=alpha)
             lm.name = f"proxy@{alpha:g}"
             samples = generate_samples(lm, val, max_new_tokens=p.max_new_tokens, batch_size=p.gen_batch)
             right = [r["correct"] for r in score_samples(samples, val, verifier=world)]
-            # the fact probes at this alpha too, descriptive only: what choosing for the task costs in knowledge
-            probes = run.load("facts")
             said = score_samples(generate_samples(lm, probes, max_new_tokens=p.max_new_tokens, batch_size=p.gen_batch),
                                  probes, verifier=world)
             rows.append({"alpha": alpha, "accuracy": sum(right) / len(right), "n": len(right),
